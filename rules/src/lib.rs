@@ -1,0 +1,10 @@
+//! careplane's business rules.
+//!
+//! Pure Rust: no pgrx types, no I/O, no clock. Everything a rule needs is passed in, so the
+//! same code runs in unit tests, inside Postgres (through `pg_ext`) and in the companion.
+//! One module per domain, each with its own error enum.
+
+pub mod currency;
+
+/// The version of the rules, which is also the version of the `careplane` extension.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

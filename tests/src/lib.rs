@@ -1,0 +1,1 @@
+//! Helpers for careplane's end-to-end tests.
