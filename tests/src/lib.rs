@@ -1,1 +1,135 @@
-//! Helpers for careplane's end-to-end tests.
+//! Helpers for careplane's end-to-end tests: throwaway databases in the running Postgres and
+//! the real companion binary as a child process.
+//!
+//! Settings (the Makefile sets them): `CAREPLANE_TEST_ADMIN_URL` (a database to create and drop
+//! others from; default the local `postgres` database), `REDIS_URL`, `CAREPLANE_COMPANION_BIN`.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ lives in the workspace").to_owned()
+}
+
+pub fn admin_url() -> String {
+    std::env::var("CAREPLANE_TEST_ADMIN_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// `postgres://…/postgres` → `postgres://…/<name>`.
+fn url_for(admin: &str, name: &str) -> String {
+    let (base, _) = admin.rsplit_once('/').expect("admin URL has a database path");
+    format!("{base}/{name}")
+}
+
+/// A database that exists for one test and is dropped (with force) when this is dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// An empty database.
+    pub async fn empty() -> anyhow::Result<Self> {
+        let name = format!("careplane_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&admin_url()).await.context("connect CAREPLANE_TEST_ADMIN_URL")?;
+        admin.execute(format!("create database \"{name}\"").as_str()).await?;
+        Ok(TestDb { url: url_for(&admin_url(), &name), name })
+    }
+
+    /// A database with the compat layer, the extension and every migration, as `make db`
+    /// builds it (without the seed).
+    pub async fn migrated() -> anyhow::Result<Self> {
+        let db = Self::empty().await?;
+        let mut conn = db.connect().await?;
+        let root = workspace_root();
+        careplane_companion::db::migrate::run_file(&mut conn, &root.join("sql/supabase_compat.sql")).await?;
+        let migrations = careplane_companion::db::migrate::load_dir(&root.join("migrations"))?;
+        careplane_companion::db::migrate::apply(&mut conn, &migrations).await?;
+        Ok(db)
+    }
+
+    pub async fn connect(&self) -> anyhow::Result<PgConnection> {
+        Ok(PgConnection::connect(&self.url).await?)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside async; use a private runtime on its own thread.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut admin = PgConnection::connect(&admin_url()).await.ok()?;
+                admin.execute(format!("drop database if exists \"{name}\" with (force)").as_str()).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// The companion binary running as a child process; killed when dropped.
+pub struct Companion {
+    pub child: Child,
+    /// `http://127.0.0.1:<port>`
+    pub base: String,
+}
+
+pub fn companion_bin() -> PathBuf {
+    let bin = std::env::var_os("CAREPLANE_COMPANION_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target/debug/careplane-companion"));
+    assert!(bin.exists(), "{} is missing: run `cargo build -p careplane-companion` (make test does)", bin.display());
+    bin
+}
+
+impl Companion {
+    /// Starts `careplane-companion serve` on a free port with `env` added to a clean
+    /// environment, and waits for its banner.
+    pub async fn spawn(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let mut cmd = Command::new(companion_bin());
+        cmd.arg("serve")
+            .env_clear()
+            .env("BIND_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true);
+        let mut child = cmd.spawn().context("spawn careplane-companion")?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = lines.next_line().await? {
+                if let Some(url) = line.trim().strip_prefix("listening") {
+                    return Ok(url.trim().to_owned());
+                }
+            }
+            bail!("careplane-companion exited before printing its banner")
+        })
+        .await
+        .context("careplane-companion did not start within 20 s")??;
+        // Keep draining stdout so the child never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok(Companion { child, base })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// Finds a free TCP port on loopback (closed again before returning).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind loopback").port()
+}

@@ -1,0 +1,28 @@
+# careplane — see README.md. Every target installs what it needs first.
+SHELL := /bin/bash
+DB ?= careplane
+export DB
+
+.PHONY: help deps db db-reset run test
+
+help:
+	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
+	@echo "make test      set up everything, then run every test"
+	@echo "make db        install deps, build and install the extension, migrate and seed DB=$(DB)"
+	@echo "make db-reset  drop DB=$(DB) and set it up again"
+	@echo "make deps      apt packages, cargo-pgrx, Postgres and Redis only"
+
+deps:
+	@scripts/dev.sh deps
+
+db:
+	@scripts/dev.sh db
+
+db-reset:
+	@scripts/dev.sh db-reset
+
+run:
+	@scripts/dev.sh run
+
+test:
+	@scripts/dev.sh test

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# careplane's set-up and test driver; the Makefile's targets call it.
+#
+#   scripts/dev.sh deps       apt packages, cargo-pgrx 0.18.0 + init, Postgres and Redis up
+#   scripts/dev.sh db         deps, extension, companion build, database $DB migrated and seeded
+#   scripts/dev.sh db-reset   drop database $DB, then db
+#   scripts/dev.sh run        db, then the companion in the foreground
+#   scripts/dev.sh test       deps, extension, then every test (never touches $DB)
+#
+# Each step prints its name and how long it took; a failing step stops everything and says so.
+set -Eeuo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+PG_MAJOR="${PG_MAJOR:-15}"
+PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/$PG_MAJOR/bin/pg_config}"
+PGRX_VERSION="0.18.0"
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+DB="${DB:-careplane}"
+REDIS_HOST="${REDIS_HOST:-127.0.0.1}" REDIS_PORT="${REDIS_PORT:-6379}"
+export REDIS_URL="${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}"
+COMPANION="$ROOT/target/debug/careplane-companion"
+
+APT_PACKAGES=(
+  "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
+  libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
+)
+
+bold() { printf '\033[1m%s\033[0m\n' "$*"; }
+
+# step "description" command args… — runs one step, timing it.
+step() {
+  local name="$1"; shift
+  local t0=$SECONDS
+  bold "==> $name"
+  if "$@"; then
+    printf '    done in %ss\n' "$((SECONDS - t0))"
+  else
+    local rc=$?
+    printf '\033[1;31m!!  step failed after %ss: %s (exit %s)\033[0m\n' "$((SECONDS - t0))" "$name" "$rc" >&2
+    exit "$rc"
+  fi
+}
+
+apt_packages() {
+  local missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+  done
+  if ((${#missing[@]} == 0)); then echo "    all present"; return 0; fi
+  echo "    installing: ${missing[*]}"
+  local sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+}
+
+cargo_pgrx() {
+  if cargo pgrx --version 2>/dev/null | grep -q "cargo-pgrx $PGRX_VERSION"; then
+    echo "    cargo-pgrx $PGRX_VERSION present"
+  else
+    echo "    installing cargo-pgrx $PGRX_VERSION (takes a few minutes, once)"
+    cargo install cargo-pgrx --version "$PGRX_VERSION" --locked
+  fi
+  local config="${PGRX_HOME:-$HOME/.pgrx}/config.toml"
+  if grep -q "^pg$PG_MAJOR = \"$PG_CONFIG\"" "$config" 2>/dev/null; then
+    echo "    pgrx initialised against $PG_CONFIG"
+  else
+    cargo pgrx init "--pg$PG_MAJOR" "$PG_CONFIG"
+  fi
+}
+
+postgres_up() {
+  if pg_isready -q; then echo "    Postgres answering on $PGHOST:$PGPORT"; return 0; fi
+  echo "    starting Postgres $PG_MAJOR"
+  pg_ctlcluster --skip-systemctl-redirect "$PG_MAJOR" main start
+  for _ in $(seq 1 30); do pg_isready -q && return 0; sleep 1; done
+  echo "    Postgres did not come up on $PGHOST:$PGPORT" >&2; return 1
+}
+
+redis_up() {
+  if redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; then
+    echo "    Redis answering on $REDIS_HOST:$REDIS_PORT"; return 0
+  fi
+  echo "    starting Redis on $REDIS_HOST:$REDIS_PORT"
+  mkdir -p /var/lib/redis /var/log/redis
+  redis-server --daemonize yes --bind "$REDIS_HOST" --port "$REDIS_PORT" --save "" --appendonly no \
+    --dir /var/lib/redis --logfile /var/log/redis/careplane.log
+  for _ in $(seq 1 30); do redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG && return 0; sleep 0.5; done
+  echo "    Redis did not come up" >&2; return 1
+}
+
+install_extension() {
+  (cd pg_ext && cargo pgrx install --pg-config "$PG_CONFIG" ${PGRX_RELEASE:+--release})
+}
+
+build_companion() {
+  cargo build -p careplane-companion
+}
+
+create_database() {
+  if psql -d postgres -tAc "select 1 from pg_database where datname = '$DB'" | grep -q 1; then
+    echo "    database $DB exists"
+  else
+    createdb "$DB" && echo "    created database $DB"
+  fi
+}
+
+migrate_database() {
+  DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" "$COMPANION" migrate \
+    --compat sql/supabase_compat.sql --dir migrations --seed supabase/seed.sql
+}
+
+drop_database() {
+  psql -d postgres -v ON_ERROR_STOP=1 -qc "drop database if exists \"$DB\" with (force)"
+}
+
+deps() {
+  step "apt packages" apt_packages
+  step "cargo-pgrx $PGRX_VERSION" cargo_pgrx
+  step "Postgres" postgres_up
+  step "Redis" redis_up
+}
+
+build() {
+  step "build and install the careplane extension" install_extension
+  step "build the companion" build_companion
+}
+
+db() {
+  deps
+  build
+  step "database $DB" create_database
+  step "compat layer, migrations, seed" migrate_database
+}
+
+rust_tests() {
+  if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+  else
+    cargo test --workspace --no-fail-fast
+  fi
+}
+
+case "${1:-}" in
+  deps) deps ;;
+  db) db ;;
+  db-reset) step "drop database $DB" drop_database; db ;;
+  run)
+    db
+    bold "==> companion (Ctrl-C stops it)"
+    DATABASE_URL="${DATABASE_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/$DB}" exec "$COMPANION" serve
+    ;;
+  test)
+    t0=$SECONDS
+    deps
+    build
+    export CAREPLANE_COMPANION_BIN="$COMPANION"
+    export CAREPLANE_TEST_ADMIN_URL="${CAREPLANE_TEST_ADMIN_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/postgres}"
+    step "Rust tests: rules, companion, end-to-end" rust_tests
+    step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
+    bold "all tests passed in $((SECONDS - t0))s"
+    ;;
+  *) echo "usage: $0 deps|db|db-reset|run|test" >&2; exit 2 ;;
+esac
