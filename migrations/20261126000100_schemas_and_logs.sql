@@ -4,8 +4,9 @@
 -- Conventions for every later migration:
 -- - public tables: RLS enabled, explicit policies, explicit grants (Supabase's default "all to
 --   anon, authenticated, service_role" is revoked and re-granted per table and column).
--- - private: no API role has usage on the schema; its functions cannot be executed by anon or
---   authenticated. Triggers write the logs.
+-- - private: no API role has usage on the schema, and every migration that creates functions
+--   there revokes execute on them from public (functions are executable by public by default,
+--   and a per-schema default privilege cannot take that away). Triggers write the logs.
 -- - access: security definer, stable functions that answer yes/no questions about the caller
 --   (auth.uid()) for policies. Not exposed by PostgREST; executable by the API roles because
 --   policies run with the caller's privileges.
@@ -14,12 +15,10 @@
 
 create schema if not exists private;
 revoke all on schema private from public, anon, authenticated, service_role;
-alter default privileges in schema private revoke execute on functions from public;
 
 create schema if not exists access;
 revoke all on schema access from public;
 grant usage on schema access to anon, authenticated, service_role;
-alter default privileges in schema access revoke execute on functions from public;
 alter default privileges in schema access grant execute on functions to anon, authenticated, service_role;
 
 -- Audit log (HIPAA 45 CFR 164.312(b)) -------------------------------------------------------------
@@ -30,7 +29,7 @@ create table private.audit_log (
   at timestamptz not null default now(),
   actor_id uuid,                       -- auth.uid() of the request, null for service work
   actor_role text,                     -- user_role claim, or the database role
-  db_role text not null default current_user,
+  db_role text not null,               -- the role the request ran as (authenticated, service_role, …)
   action text not null check (action in ('INSERT', 'UPDATE', 'DELETE')),
   table_name text not null,
   row_id text,
@@ -121,7 +120,8 @@ begin
   values (
     auth.uid(),
     coalesce(claims ->> 'user_role', claims ->> 'role', session_user),
-    current_user,
+    -- Inside security definer current_user is the owner; the role GUC is the caller's SET ROLE.
+    coalesce(nullif(current_setting('role'), 'none'), session_user),
     tg_op,
     tg_table_name,
     coalesce(new_row ->> 'id', old_row ->> 'id',
@@ -157,3 +157,5 @@ exception when invalid_parameter_value then
   return false;
 end
 $$;
+
+revoke all on all functions in schema private from public, anon, authenticated, service_role;

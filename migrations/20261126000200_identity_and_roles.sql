@@ -232,3 +232,5 @@ create trigger audit after insert or update or delete on public.profiles
   for each row execute function private.audit();
 create trigger audit after insert or update or delete on public.user_roles
   for each row execute function private.audit();
+
+revoke all on all functions in schema private from public, anon, authenticated, service_role;
