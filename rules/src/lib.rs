@@ -5,6 +5,8 @@
 //! One module per domain, each with its own error enum.
 
 pub mod currency;
+pub mod geo;
+pub mod triage;
 
 /// The version of the rules, which is also the version of the `careplane` extension.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
