@@ -34,3 +34,5 @@ fn format_minor(amount: i64, code: &str) -> String {
         Err(e) => errors::invalid_parameter(&e, "use an ISO 4217 code in upper case, e.g. 'NGN'"),
     }
 }
+
+mod triage;

@@ -5,6 +5,7 @@
 //! One module per domain, each with its own error enum.
 
 pub mod currency;
+pub mod dispatch;
 pub mod geo;
 pub mod triage;
 

@@ -133,3 +133,42 @@ impl Companion {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("bind loopback").port()
 }
+
+/// The claims PostgREST would set for a signed-in user with one role.
+pub fn user_claims(sub: uuid::Uuid, user_role: &str) -> serde_json::Value {
+    serde_json::json!({
+        "sub": sub, "role": "authenticated", "aud": "authenticated",
+        "user_role": user_role, "user_roles": [user_role],
+    })
+}
+
+/// Begins a transaction that acts as the user, exactly as PostgREST does for a request:
+/// `request.jwt.claims` and `set local role authenticated`, so RLS decides.
+pub async fn begin_as<'c>(
+    conn: &'c mut PgConnection,
+    claims: &serde_json::Value,
+) -> anyhow::Result<sqlx::Transaction<'c, sqlx::Postgres>> {
+    let mut tx = conn.begin().await?;
+    sqlx::query("select set_config('request.jwt.claims', $1, true)").bind(claims.to_string()).execute(&mut *tx).await?;
+    sqlx::query("set local role authenticated").execute(&mut *tx).await?;
+    Ok(tx)
+}
+
+/// Signs a user up (auth.users; the trigger adds the profile and the patient role) and grants
+/// `role` when it is not `patient`. Runs as the connection's own (owner) role.
+pub async fn create_user(conn: &mut PgConnection, role: &str) -> anyhow::Result<uuid::Uuid> {
+    let id = uuid::Uuid::new_v4();
+    sqlx::query("insert into auth.users (id, email) values ($1, $2)")
+        .bind(id)
+        .bind(format!("{}@example.test", id.simple()))
+        .execute(&mut *conn)
+        .await?;
+    if role != "patient" {
+        sqlx::query("insert into public.user_roles (user_id, role) values ($1, $2::public.app_role)")
+            .bind(id)
+            .bind(role)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(id)
+}

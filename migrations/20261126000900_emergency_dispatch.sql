@@ -1,0 +1,273 @@
+-- Emergency triage and dispatch RPCs: raising a request (triage computed here, by the
+-- extension, never taken from the client), the dispatch queue, claiming with skip locked,
+-- assigning the nearest responder, and the status life cycle.
+
+alter table public.emergency_requests
+  add column claimed_by uuid references public.profiles (id) on delete set null,
+  add column claimed_at timestamptz;
+
+-- Queue order: ESI level, then NEWS2 (its total, or the lower bound when incomplete), then waiting time.
+create index emergency_requests_queue_idx on public.emergency_requests
+  (esi_level, ((news2 ->> 'partial_total')::int) desc, created_at) where status = 'open';
+
+-- ESI input from the client's findings and the measured vitals. Measurements and the age from
+-- the profile win over anything the client says; ACVPU P or U (or SpO2 < 90) is decision point
+-- A, C or V is new confusion (B). Without a resource estimate an emergency is assumed to need
+-- two or more (ESI then weighs the danger-zone vitals).
+create function private.esi_input(findings jsonb, vitals jsonb, requester uuid) returns jsonb
+language sql stable security definer set search_path = '' as $$
+  select jsonb_strip_nulls(
+    coalesce(findings, '{}'::jsonb)
+    || case when not (coalesce(findings, '{}'::jsonb) ?| array['resources', 'expected_resources'])
+            then '{"expected_resources": 2}'::jsonb else '{}'::jsonb end
+    || jsonb_build_object(
+         'heart_rate', vitals -> 'pulse',
+         'respiratory_rate', vitals -> 'respiration_rate',
+         'spo2', vitals -> 'spo2',
+         'age_months', (select (extract(year from age(p.date_of_birth)) * 12 + extract(month from age(p.date_of_birth)))::int
+                          from public.profiles p where p.id = requester and p.date_of_birth is not null))
+    || case when vitals ->> 'consciousness' in ('P', 'U') or (vitals ->> 'spo2')::numeric < 90
+            then '{"lifesaving_intervention": true}'::jsonb else '{}'::jsonb end
+    || case when vitals ->> 'consciousness' in ('C', 'V')
+            then '{"new_confusion": true}'::jsonb else '{}'::jsonb end)
+$$;
+
+create function public.raise_emergency(
+  lat double precision,
+  lon double precision,
+  description text,
+  vitals jsonb default null,
+  findings jsonb default null
+) returns public.emergency_requests
+language plpgsql security definer set search_path = '' as $$
+declare
+  requester uuid := auth.uid();
+  scored jsonb;
+  esi jsonb;
+  created public.emergency_requests;
+begin
+  if requester is null then
+    raise exception 'sign in to raise an emergency' using errcode = '42501';
+  end if;
+  if lat is null or lon is null or lat not between -90 and 90 or lon not between -180 and 180 then
+    raise exception 'location must be a latitude in -90..90 and a longitude in -180..180 (got %, %)', lat, lon
+      using errcode = '22023';
+  end if;
+  if length(description) > 4000 then
+    raise exception 'description is longer than 4000 characters' using errcode = '22023';
+  end if;
+  if vitals is not null then
+    scored := careplane.news2(vitals);  -- 22023 naming the field on bad input
+  end if;
+  esi := careplane.esi(private.esi_input(findings, vitals, requester));
+
+  insert into public.emergency_requests (requester_id, lat, lon, description, vitals, news2, news2_total, esi_level, triage)
+  values (requester, lat, lon, nullif(btrim(description), ''), vitals, scored, (scored ->> 'total')::smallint,
+          (esi ->> 'level')::smallint, jsonb_build_object('esi', esi, 'findings', findings))
+  returning * into created;
+
+  insert into private.realtime_events (topic, event, payload)
+  values ('dispatch', 'emergency:new', jsonb_build_object(
+    'id', created.id, 'esi_level', created.esi_level, 'news2_total', created.news2_total,
+    'news2_risk', scored ->> 'risk', 'created_at', created.created_at));
+
+  -- High risk: text every dispatcher with a phone (the on-call list).
+  if scored ->> 'risk' = 'high' or created.esi_level = 1 then
+    insert into private.outbox (channel, recipient, template, payload)
+    select 'sms', p.phone, 'emergency_high_risk',
+           jsonb_build_object('emergency_id', created.id, 'esi_level', created.esi_level,
+                              'news2_total', coalesce(created.news2_total, (scored ->> 'partial_total')::int))
+      from public.user_roles ur join public.profiles p on p.id = ur.user_id
+     where ur.role = 'dispatcher' and p.phone is not null;
+  end if;
+  return created;
+end
+$$;
+
+-- The open requests, most urgent first. Dispatchers only.
+create function public.dispatch_queue() returns setof public.emergency_requests
+language plpgsql stable security invoker set search_path = '' as $$
+begin
+  if not public.authorize('emergencies.read_open') then
+    raise exception 'only dispatchers see the dispatch queue' using errcode = '42501';
+  end if;
+  return query
+    select * from public.emergency_requests e
+     where e.status = 'open'
+     order by e.esi_level nulls last, (e.news2 ->> 'partial_total')::int desc nulls last, e.created_at;
+end
+$$;
+
+-- Takes the most urgent open request nobody has claimed. Concurrent dispatchers never get the
+-- same one (skip locked); none left is an empty result.
+create function public.claim_next_emergency() returns setof public.emergency_requests
+language plpgsql security definer set search_path = '' as $$
+declare
+  claimed public.emergency_requests;
+begin
+  if not public.authorize('emergencies.dispatch') then
+    raise exception 'only dispatchers claim emergencies' using errcode = '42501';
+  end if;
+  update public.emergency_requests e
+     set claimed_by = auth.uid(), claimed_at = now()
+   where e.id = (
+     select q.id from public.emergency_requests q
+      where q.status = 'open' and q.claimed_by is null
+      order by q.esi_level nulls last, (q.news2 ->> 'partial_total')::int desc nulls last, q.created_at
+      limit 1
+      for update skip locked)
+  returning * into claimed;
+  if claimed.id is not null then
+    insert into private.realtime_events (topic, event, payload)
+    values ('dispatch', 'emergency:claimed', jsonb_build_object('id', claimed.id, 'claimed_by', claimed.claimed_by));
+    return next claimed;
+  end if;
+end
+$$;
+
+-- On-duty responders with a known position and no active assignment, nearest first.
+create function public.nearest_responders(request_id uuid, n int default 5)
+returns table (responder_id uuid, call_sign text, distance_km double precision, last_seen_at timestamptz)
+language plpgsql stable security definer set search_path = '' as $$
+declare
+  req public.emergency_requests;
+begin
+  if not public.authorize('emergencies.dispatch') then
+    raise exception 'only dispatchers route emergencies' using errcode = '42501';
+  end if;
+  if n is null or n not between 1 and 50 then
+    raise exception 'n must be between 1 and 50 (got %)', n using errcode = '22023';
+  end if;
+  select * into req from public.emergency_requests where id = request_id;
+  if req.id is null then
+    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+  end if;
+  return query
+    select r.id, r.call_sign, careplane.distance_km(req.lat, req.lon, r.last_lat, r.last_lon) as d, r.last_seen_at
+      from public.responders r
+     where r.on_duty and r.last_lat is not null
+       and not exists (select 1 from public.emergency_requests e
+                        where e.assigned_responder_id = r.id and e.status in ('assigned', 'en_route', 'on_scene'))
+     order by d
+     limit n;
+end
+$$;
+
+-- Shared by the status RPCs: the move is checked by the extension's rule.
+create function private.check_emergency_move(req public.emergency_requests, to_status text, actor text)
+returns void language plpgsql stable set search_path = '' as $$
+declare
+  verdict jsonb := careplane.emergency_transition(req.status, to_status, actor);
+begin
+  if (verdict ->> 'allowed')::boolean then
+    return;
+  elsif verdict ->> 'reason' = 'forbidden' then
+    raise exception '%', verdict ->> 'message' using errcode = '42501';
+  else
+    raise exception '%', verdict ->> 'message' using errcode = 'PT422',
+      detail = jsonb_build_object('reason', 'invalid_transition', 'from', req.status, 'to', to_status)::text;
+  end if;
+end
+$$;
+
+create function public.assign_responder(request_id uuid, responder_id uuid) returns public.emergency_requests
+language plpgsql security definer set search_path = '' as $$
+declare
+  req public.emergency_requests;
+  responder public.responders;
+  phone text;
+begin
+  if not public.authorize('emergencies.dispatch') then
+    raise exception 'only dispatchers assign responders' using errcode = '42501';
+  end if;
+  select * into req from public.emergency_requests where id = request_id for update;
+  if req.id is null then
+    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+  end if;
+  perform private.check_emergency_move(req, 'assigned', 'dispatcher');
+  -- Lock the responder so two dispatchers cannot give one responder two emergencies.
+  select * into responder from public.responders where id = responder_id for update;
+  if responder.id is null then
+    raise exception 'no responder %', responder_id using errcode = 'PT404';
+  end if;
+  if not responder.on_duty then
+    raise exception 'responder % is off duty', responder.call_sign using errcode = 'PT409',
+      detail = '{"reason": "responder_off_duty"}';
+  end if;
+  if exists (select 1 from public.emergency_requests e
+              where e.assigned_responder_id = responder_id and e.id <> request_id
+                and e.status in ('assigned', 'en_route', 'on_scene')) then
+    raise exception 'responder % is already on another emergency', responder.call_sign using errcode = 'PT409',
+      detail = '{"reason": "responder_busy"}';
+  end if;
+  update public.emergency_requests
+     set status = 'assigned', assigned_responder_id = responder_id, assigned_at = now(),
+         claimed_by = coalesce(claimed_by, auth.uid()), claimed_at = coalesce(claimed_at, now())
+   where id = request_id
+  returning * into req;
+
+  insert into private.realtime_events (topic, event, payload) values
+    ('dispatch', 'emergency:assigned', jsonb_build_object('id', req.id, 'responder_id', responder_id)),
+    ('user:' || responder_id, 'notification:new', jsonb_build_object('kind', 'emergency:assigned', 'emergency_id', req.id)),
+    ('user:' || req.requester_id, 'notification:new', jsonb_build_object('kind', 'emergency:assigned', 'emergency_id', req.id));
+  insert into public.notifications (user_id, kind, title, data) values
+    (responder_id, 'emergency:assigned', 'New emergency assigned to you', jsonb_build_object('emergency_id', req.id)),
+    (req.requester_id, 'emergency:assigned', 'A responder has been assigned', jsonb_build_object('emergency_id', req.id));
+  select p.phone into phone from public.profiles p where p.id = responder_id;
+  if phone is not null then
+    insert into private.outbox (channel, recipient, template, payload)
+    values ('sms', phone, 'emergency_assigned', jsonb_build_object('emergency_id', req.id, 'lat', req.lat, 'lon', req.lon));
+  end if;
+  return req;
+end
+$$;
+
+-- en_route, on_scene, resolved (dispatcher or the assigned responder), cancelled (dispatcher,
+-- or the requester before help is on the way).
+create function public.set_emergency_status(request_id uuid, status text) returns public.emergency_requests
+language plpgsql security definer set search_path = '' as $$
+declare
+  req public.emergency_requests;
+  actor text;
+  new_status text := set_emergency_status.status;
+begin
+  if auth.uid() is null then
+    raise exception 'sign in to change an emergency' using errcode = '42501';
+  end if;
+  select * into req from public.emergency_requests e where e.id = request_id for update;
+  actor := case
+    when req.id is null then null
+    when public.authorize('emergencies.dispatch') then 'dispatcher'
+    when req.assigned_responder_id = auth.uid() then 'assigned_responder'
+    when req.requester_id = auth.uid() then 'requester'
+  end;
+  if actor is null then
+    -- Not visible to the caller: answer as if it did not exist.
+    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+  end if;
+  if new_status = 'assigned' then
+    raise exception 'use assign_responder to assign a responder' using errcode = 'PT422',
+      detail = '{"reason": "invalid_transition"}';
+  end if;
+  perform private.check_emergency_move(req, new_status, actor);
+  update public.emergency_requests e
+     set status = new_status,
+         resolved_at = case when new_status in ('resolved', 'cancelled') then now() end
+   where e.id = request_id
+  returning * into req;
+  insert into private.realtime_events (topic, event, payload) values
+    ('dispatch', 'emergency:updated', jsonb_build_object('id', req.id, 'status', req.status)),
+    ('user:' || req.requester_id, 'emergency:updated', jsonb_build_object('id', req.id, 'status', req.status));
+  return req;
+end
+$$;
+
+revoke all on all functions in schema private from public, anon, authenticated, service_role;
+revoke execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
+  public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
+  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text)
+  from public, anon;
+grant execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
+  public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
+  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text)
+  to authenticated, service_role;
