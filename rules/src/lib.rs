@@ -7,6 +7,8 @@
 pub mod currency;
 pub mod dispatch;
 pub mod geo;
+pub mod json;
+pub mod scheduling;
 pub mod triage;
 
 /// The version of the rules, which is also the version of the `careplane` extension.

@@ -16,72 +16,10 @@
 //! disorientation, severe pain or distress) → C (expected resources) → D (danger-zone vitals
 //! when two or more resources are expected). See [`EsiInput`].
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum TriageError {
-    #[error("{field}: {reason}")]
-    Invalid { field: String, reason: String },
-}
-
-fn invalid(field: &str, reason: impl Into<String>) -> TriageError {
-    TriageError::Invalid { field: field.to_owned(), reason: reason.into() }
-}
-
-// ------------------------------------------------------------------------------------------------
-// Reading JSON objects field by field, with errors that name the field.
-
-struct Fields<'a> {
-    prefix: &'static str,
-    map: &'a Map<String, Value>,
-}
-
-impl<'a> Fields<'a> {
-    fn new(prefix: &'static str, value: &'a Value, known: &[&str]) -> Result<Self, TriageError> {
-        let map = value.as_object().ok_or_else(|| invalid(prefix, "must be a JSON object"))?;
-        if let Some(unknown) = map.keys().find(|k| !known.contains(&k.as_str())) {
-            return Err(invalid(&format!("{prefix}.{unknown}"), format!("unknown field; expected one of {}", known.join(", "))));
-        }
-        Ok(Fields { prefix, map })
-    }
-
-    fn name(&self, field: &str) -> String {
-        format!("{}.{field}", self.prefix)
-    }
-
-    fn get(&self, field: &str) -> Option<&'a Value> {
-        self.map.get(field).filter(|v| !v.is_null())
-    }
-
-    fn number(&self, field: &str, min: f64, max: f64) -> Result<Option<f64>, TriageError> {
-        let Some(v) = self.get(field) else { return Ok(None) };
-        let n = v.as_f64().ok_or_else(|| invalid(&self.name(field), format!("must be a number, got {v}")))?;
-        if !(min..=max).contains(&n) {
-            return Err(invalid(&self.name(field), format!("must be between {min} and {max}, got {n}")));
-        }
-        Ok(Some(n))
-    }
-
-    fn whole(&self, field: &str, min: i64, max: i64) -> Result<Option<i64>, TriageError> {
-        let Some(n) = self.number(field, min as f64, max as f64)? else { return Ok(None) };
-        if n.fract() != 0.0 {
-            return Err(invalid(&self.name(field), format!("must be a whole number, got {n}")));
-        }
-        Ok(Some(n as i64))
-    }
-
-    fn boolean(&self, field: &str) -> Result<Option<bool>, TriageError> {
-        self.get(field)
-            .map(|v| v.as_bool().ok_or_else(|| invalid(&self.name(field), format!("must be true or false, got {v}"))))
-            .transpose()
-    }
-
-    fn text(&self, field: &str) -> Result<Option<&'a str>, TriageError> {
-        self.get(field)
-            .map(|v| v.as_str().ok_or_else(|| invalid(&self.name(field), format!("must be a string, got {v}"))))
-            .transpose()
-    }
-}
+use crate::json::{invalid, Fields};
+pub use crate::json::InputError as TriageError;
 
 // ------------------------------------------------------------------------------------------------
 // NEWS2
