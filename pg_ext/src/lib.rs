@@ -36,3 +36,4 @@ fn format_minor(amount: i64, code: &str) -> String {
 }
 
 mod triage;
+mod scheduling;

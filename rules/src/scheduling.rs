@@ -349,7 +349,7 @@ pub fn status_transition(from: &str, to: &str, actor: Actor) -> Result<(), Statu
             | ("waitlist", "pending" | "booked" | "cancelled")
             | ("pending", "booked" | "cancelled")
             | ("booked", "arrived" | "checked-in" | "cancelled" | "noshow")
-            | ("arrived", "checked-in" | "fulfilled" | "noshow")
+            | ("arrived", "checked-in" | "fulfilled" | "noshow" | "cancelled")
             | ("checked-in", "fulfilled")
     ) || (to == "entered-in-error" && from != "entered-in-error");
     if !allowed {
@@ -359,7 +359,11 @@ pub fn status_transition(from: &str, to: &str, actor: Actor) -> Result<(), Statu
         Actor::Practitioner => true,
         Actor::Admin => matches!(to, "cancelled" | "entered-in-error"),
         // A patient cannot mark themselves arrived, seen or absent; they may cancel or accept.
-        Actor::Patient => matches!(to, "cancelled") || (from == "proposed" && to == "booked"),
+        // Before the visit starts only.
+        Actor::Patient => {
+            (to == "cancelled" && matches!(from, "proposed" | "pending" | "booked" | "waitlist"))
+                || (from == "proposed" && to == "booked")
+        }
     };
     if permitted {
         Ok(())

@@ -179,6 +179,8 @@ fn patients_cannot_mark_themselves_arrived_and_terminal_states_hold() {
     assert!(matches!(status_transition("booked", "arrived", Actor::Patient), Err(StatusError::Forbidden { .. })));
     assert_eq!(status_transition("booked", "arrived", Actor::Practitioner), Ok(()));
     assert_eq!(status_transition("booked", "cancelled", Actor::Patient), Ok(()));
+    assert!(matches!(status_transition("arrived", "cancelled", Actor::Patient), Err(StatusError::Forbidden { .. })));
+    assert_eq!(status_transition("arrived", "cancelled", Actor::Practitioner), Ok(()));
     assert!(matches!(status_transition("fulfilled", "cancelled", Actor::Practitioner), Err(StatusError::NotAllowed { .. })));
     assert!(matches!(status_transition("cancelled", "booked", Actor::Practitioner), Err(StatusError::NotAllowed { .. })));
     assert_eq!(status_transition("fulfilled", "entered-in-error", Actor::Admin), Ok(()));
