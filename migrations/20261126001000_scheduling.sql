@@ -10,12 +10,18 @@ alter table public.appointments
   add constraint appointments_patient_time_free exclude using gist (patient_id with =, period with &&)
     where (status in ('pending', 'booked', 'arrived', 'checked-in', 'fulfilled'));
 
+-- Slot starts are aligned to this many minutes past local midnight (default: the slot length).
+alter table public.practitioners
+  add column slot_alignment_minutes int check (slot_alignment_minutes between 5 and 240);
+grant update (slot_alignment_minutes) on public.practitioners to authenticated;
+
 -- The practitioner's schedule as the extension reads it.
 create function private.schedule_json(p public.practitioners) returns jsonb
 language sql stable security definer set search_path = '' as $$
   select jsonb_build_object(
     'time_zone', p.time_zone,
     'slot_minutes', p.slot_minutes,
+    'align_minutes', p.slot_alignment_minutes,
     'buffer_before_minutes', p.buffer_before_minutes,
     'buffer_after_minutes', p.buffer_after_minutes,
     'min_notice_minutes', p.min_notice_minutes,
