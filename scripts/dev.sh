@@ -107,6 +107,22 @@ create_database() {
   fi
 }
 
+# The extension is unreleased (0.x, no upgrade scripts yet): a database created with an older
+# build of the same version lacks functions the migrations need. Say so instead of failing
+# half-way through a migration.
+check_extension_is_current() {
+  local installed script
+  installed=$(psql -d "$DB" -tAc "select count(*) from pg_catalog.pg_proc where pronamespace = to_regnamespace('careplane')" 2>/dev/null || echo 0)
+  [[ "$installed" == 0 ]] && return 0
+  script="$("$PG_CONFIG" --sharedir)/extension/careplane--$(cargo pkgid -p careplane 2>/dev/null | sed 's/.*[#@]//').sql"
+  [[ -f "$script" ]] || return 0
+  if [[ "$installed" != "$(grep -ci 'create  *function' "$script")" ]]; then
+    echo "    database $DB has an older build of the careplane extension than the one just installed;" >&2
+    echo "    it is unreleased and has no upgrade script: run 'make db-reset' (drops $DB) and try again." >&2
+    return 1
+  fi
+}
+
 migrate_database() {
   DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" "$COMPANION" migrate \
     --compat sql/supabase_compat.sql --dir migrations --seed supabase/seed.sql
@@ -132,6 +148,7 @@ db() {
   deps
   build
   step "database $DB" create_database
+  step "extension in $DB matches the build" check_extension_is_current
   step "compat layer, migrations, seed" migrate_database
 }
 
