@@ -8,6 +8,7 @@ pub mod currency;
 pub mod dispatch;
 pub mod geo;
 pub mod json;
+pub mod ledger;
 pub mod scheduling;
 pub mod triage;
 
