@@ -37,3 +37,4 @@ fn format_minor(amount: i64, code: &str) -> String {
 
 mod triage;
 mod scheduling;
+mod ledger;

@@ -3,7 +3,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(44);
+select plan(46);
 
 -- Catalogue checks -------------------------------------------------------------------------------
 select is_empty(
@@ -34,9 +34,20 @@ select is_empty(
            or has_table_privilege(r.rolname, t.oid, 'delete') or has_table_privilege(r.rolname, t.oid, 'truncate'))$$,
   'no API role, service_role included, may write ledger or payment rows directly');
 select is_empty(
-  $$select r.rolname from (values ('anon'), ('authenticated'), ('service_role')) r(rolname)
+  $$select r.rolname from (values ('anon'), ('authenticated')) r(rolname)
     where has_schema_privilege(r.rolname, 'private', 'usage')$$,
-  'no API role may use schema private');
+  'neither anon nor authenticated may use schema private');
+select set_eq(
+  $$select p.oid::regprocedure::text from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'private' and has_function_privilege('service_role', p.oid, 'execute')$$,
+  array['private.post_transfer(uuid,text,jsonb,text,uuid)', 'private.reserve_transfer(uuid,text,jsonb,integer,text)',
+        'private.post_pending_transfer(uuid,uuid,bigint)', 'private.void_pending_transfer(uuid,uuid)',
+        'private.expire_pending_transfers()', 'private.verify_ledger()'],
+  'service_role executes the ledger''s entry points and no other private function');
+select is_empty(
+  $$select t.table_name from information_schema.role_table_grants t
+    where t.table_schema = 'private' and t.grantee in ('anon', 'authenticated', 'service_role')$$,
+  'no API role has privileges on any private table');
 select is_empty(
   $$select r.rolname || ' ' || p.oid::regprocedure::text
       from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
