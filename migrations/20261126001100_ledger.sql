@@ -50,6 +50,8 @@ declare
   legs jsonb := p_legs;
   state text := 'pending';
   accounts jsonb;
+  account_ids uuid[];
+  balance record;
   verdict jsonb;
   created public.ledger_transfers;
   diffs text[];
@@ -75,10 +77,15 @@ begin
     raise exception 'legs must be an array of {account_id, direction, amount, currency}' using errcode = 'LG011';
   end if;
 
-  -- Lock every account the legs touch, in id order (no deadlocks between writers).
-  perform 1 from public.ledger_accounts a
-   where a.id in (select (l ->> 'account_id')::uuid from jsonb_array_elements(legs) l)
-   order by a.id for update;
+  -- Lock every account the legs touch, in id order (no deadlocks between writers), and read
+  -- their balances.
+  account_ids := array(select distinct (l ->> 'account_id')::uuid from jsonb_array_elements(legs) l);
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'id', a.id, 'currency', a.currency, 'flags', a.flags,
+           'debits_posted', a.debits_posted, 'credits_posted', a.credits_posted,
+           'debits_pending', a.debits_pending, 'credits_pending', a.credits_pending)), '[]')
+    into accounts
+    from (select * from public.ledger_accounts la where la.id = any (account_ids) order by la.id for update) a;
 
   -- Idempotency, checked under the locks so a concurrent retry sees the first one's result.
   select * into existing from public.ledger_transfers t where t.id = p_id;
@@ -90,14 +97,6 @@ begin
     raise exception 'transfer % already exists with a different %', p_id, array_to_string(diffs, ', ')
       using errcode = 'LG004', detail = jsonb_build_object('code', 'exists_with_different', 'fields', diffs)::text;
   end if;
-
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'id', a.id, 'currency', a.currency, 'flags', a.flags,
-           'debits_posted', a.debits_posted, 'credits_posted', a.credits_posted,
-           'debits_pending', a.debits_pending, 'credits_pending', a.credits_pending)), '[]')
-    into accounts
-    from public.ledger_accounts a
-   where a.id in (select (l ->> 'account_id')::uuid from jsonb_array_elements(legs) l);
 
   verdict := careplane.ledger_apply(jsonb_build_object(
     'accounts', accounts,
@@ -136,11 +135,15 @@ begin
       from jsonb_array_elements(legs) l;
   end if;
 
-  update public.ledger_accounts a
-     set debits_posted = (n ->> 'debits_posted')::bigint, credits_posted = (n ->> 'credits_posted')::bigint,
-         debits_pending = (n ->> 'debits_pending')::bigint, credits_pending = (n ->> 'credits_pending')::bigint
-    from jsonb_array_elements(verdict -> 'accounts') n
-   where a.id = (n ->> 'id')::uuid;
+  for balance in
+    select * from jsonb_to_recordset(verdict -> 'accounts')
+      as n(id uuid, debits_posted bigint, credits_posted bigint, debits_pending bigint, credits_pending bigint)
+  loop
+    update public.ledger_accounts a
+       set debits_posted = balance.debits_posted, credits_posted = balance.credits_posted,
+           debits_pending = balance.debits_pending, credits_pending = balance.credits_pending
+     where a.id = balance.id;
+  end loop;
   return created;
 end
 $$;
