@@ -6,6 +6,7 @@
 #   scripts/dev.sh db-reset   drop database $DB, then db
 #   scripts/dev.sh run        db, then the companion in the foreground
 #   scripts/dev.sh test       deps, extension, then every test (never touches $DB)
+#   scripts/dev.sh deps-build deps, then build and install the extension and the companion
 #
 # Each step prints its name and how long it took; a failing step stops everything and says so.
 set -Eeuo pipefail
@@ -162,6 +163,7 @@ rust_tests() {
 
 case "${1:-}" in
   deps) deps ;;
+  deps-build) deps; build ;;
   db) db ;;
   db-reset) step "drop database $DB" drop_database; db ;;
   run)
@@ -179,5 +181,5 @@ case "${1:-}" in
     step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
     bold "all tests passed in $((SECONDS - t0))s"
     ;;
-  *) echo "usage: $0 deps|db|db-reset|run|test" >&2; exit 2 ;;
+  *) echo "usage: $0 deps|deps-build|db|db-reset|run|test" >&2; exit 2 ;;
 esac
