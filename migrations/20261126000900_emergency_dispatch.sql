@@ -153,11 +153,10 @@ begin
 end
 $$;
 
--- Shared by the status RPCs: the move is checked by the extension's rule.
-create function private.check_emergency_move(req public.emergency_requests, to_status text, actor text)
-returns void language plpgsql stable set search_path = '' as $$
-declare
-  verdict jsonb := careplane.emergency_transition(req.status, to_status, actor);
+-- Raises the verdict of one of the extension's transition rules (careplane.*_transition):
+-- 42501 for a move this actor may not make, PT422 for a move the life cycle does not have.
+create function private.enforce_transition(verdict jsonb, from_status text, to_status text)
+returns void language plpgsql volatile set search_path = '' as $$
 begin
   if (verdict ->> 'allowed')::boolean then
     return;
@@ -165,9 +164,14 @@ begin
     raise exception '%', verdict ->> 'message' using errcode = '42501';
   else
     raise exception '%', verdict ->> 'message' using errcode = 'PT422',
-      detail = jsonb_build_object('reason', 'invalid_transition', 'from', req.status, 'to', to_status)::text;
+      detail = jsonb_build_object('reason', 'invalid_transition', 'from', from_status, 'to', to_status)::text;
   end if;
 end
+$$;
+
+create function private.check_emergency_move(req public.emergency_requests, to_status text, actor text)
+returns void language sql volatile set search_path = '' as $$
+  select private.enforce_transition(careplane.emergency_transition(req.status, to_status, actor), req.status, to_status)
 $$;
 
 create function public.assign_responder(request_id uuid, responder_id uuid) returns public.emergency_requests

@@ -68,6 +68,13 @@ begin
 end
 $$;
 
+-- A 23P01 from the exclusion constraints, as the conflict it means.
+create function private.raise_exclusion_conflict(violated text) returns void
+language sql volatile set search_path = '' as $$
+  select private.raise_conflict(case when violated = 'appointments_patient_time_free'
+                                     then '["patient_busy"]'::jsonb else '["practitioner_busy"]'::jsonb end)
+$$;
+
 -- Realtime events, in-app notifications and outbox messages for an appointment change, to the
 -- patient and the practitioner, in the caller's transaction.
 create function private.announce_appointment(a public.appointments, what text) returns void
@@ -187,8 +194,7 @@ begin
     returning * into booked;
   exception when exclusion_violation then
     get stacked diagnostics violated = constraint_name;
-    perform private.raise_conflict(case when violated = 'appointments_patient_time_free'
-                                        then '["patient_busy"]'::jsonb else '["practitioner_busy"]'::jsonb end);
+    perform private.raise_exclusion_conflict(violated);
   end;
 
   insert into public.consultations (appointment_id) values (booked.id) returning id into consultation_id;
@@ -231,19 +237,9 @@ end
 $$;
 
 create function private.check_appointment_move(a public.appointments, to_status text) returns void
-language plpgsql stable set search_path = '' as $$
-declare
-  verdict jsonb := careplane.appointment_transition(a.status, to_status, private.appointment_actor(a));
-begin
-  if (verdict ->> 'allowed')::boolean then
-    return;
-  elsif verdict ->> 'reason' = 'forbidden' then
-    raise exception '%', verdict ->> 'message' using errcode = '42501';
-  else
-    raise exception '%', verdict ->> 'message' using errcode = 'PT422',
-      detail = jsonb_build_object('reason', 'invalid_transition', 'from', a.status, 'to', to_status)::text;
-  end if;
-end
+language sql volatile set search_path = '' as $$
+  select private.enforce_transition(
+    careplane.appointment_transition(a.status, to_status, private.appointment_actor(a)), a.status, to_status)
 $$;
 
 create function public.reschedule_appointment(appointment_id uuid, starts_at timestamptz) returns public.appointments
@@ -275,8 +271,7 @@ begin
     update public.appointments ap set period = slot where ap.id = a.id returning * into a;
   exception when exclusion_violation then
     get stacked diagnostics violated = constraint_name;
-    perform private.raise_conflict(case when violated = 'appointments_patient_time_free'
-                                        then '["patient_busy"]'::jsonb else '["practitioner_busy"]'::jsonb end);
+    perform private.raise_exclusion_conflict(violated);
   end;
   perform private.announce_appointment(a, 'rescheduled');
   return a;
