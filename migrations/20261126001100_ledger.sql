@@ -12,7 +12,6 @@ alter table public.ledger_transfers
   add column amount bigint check (amount > 0),
   add column timeout_at timestamptz,
   add column void_reason text check (void_reason in ('voided', 'expired')),
-  add column request jsonb not null default '{}',
   add constraint resolution_names_its_pending check ((pending_id is not null) = (type in ('post_pending', 'void_pending'))),
   add constraint only_pending_transfers_time_out check (timeout_at is null or type = 'pending'),
   add constraint void_reason_only_on_voids check ((void_reason is not null) = (type = 'void_pending'));
@@ -20,6 +19,34 @@ alter table public.ledger_transfers
 create unique index ledger_transfers_resolved_once on public.ledger_transfers (pending_id) where pending_id is not null;
 create unique index ledger_transfers_reversed_once on public.ledger_transfers (reverses) where reverses is not null;
 create index ledger_transfers_open_pending on public.ledger_transfers (timeout_at) where type = 'pending';
+-- Balances change on every transfer; room on each page keeps those updates HOT (no index churn).
+alter table public.ledger_accounts set (fillfactor = 70);
+
+-- A transfer request in a canonical form, for idempotency: built from a stored transfer (and its
+-- entries) or from the arguments of a new request, so the two compare field by field.
+create function private.transfer_request(
+  p_type text, p_kind text, p_legs jsonb, p_description text, p_reverses uuid, p_pending_id uuid,
+  p_amount bigint, p_timeout_seconds int
+) returns jsonb language sql immutable set search_path = '' as $$
+  select jsonb_strip_nulls(jsonb_build_object(
+    'type', p_type, 'kind', p_kind, 'description', p_description, 'reverses', p_reverses,
+    'pending_id', p_pending_id, 'amount', p_amount, 'timeout_seconds', p_timeout_seconds,
+    'legs', (select jsonb_agg(jsonb_build_object('account_id', (l ->> 'account_id')::uuid, 'direction', l ->> 'direction',
+                                                 'amount', (l ->> 'amount')::bigint, 'currency', l ->> 'currency') order by i)
+               from jsonb_array_elements(p_legs) with ordinality as x(l, i))))
+$$;
+
+create function private.stored_transfer_request(t public.ledger_transfers) returns jsonb
+language sql stable set search_path = '' as $$
+  select private.transfer_request(
+    t.type, case when t.type in ('posted', 'pending') then t.kind end,
+    case when t.type in ('posted', 'pending') then
+      (select jsonb_agg(jsonb_build_object('account_id', e.account_id, 'direction', e.direction, 'amount', e.amount,
+                                           'currency', e.currency) order by e.id)
+         from public.ledger_entries e where e.transfer_id = t.id) end,
+    t.description, t.reverses, t.pending_id, t.amount,
+    case when t.timeout_at is not null then round(extract(epoch from t.timeout_at - t.created_at))::int end)
+$$;
 
 -- History is immutable, for every role.
 create function private.ledger_is_append_only() returns trigger
@@ -41,7 +68,7 @@ create trigger no_truncate before truncate on public.ledger_entries
 -- The one writer. p_type: posted | pending | post_pending | void_pending.
 create function private.ledger_execute(
   p_id uuid, p_type text, p_kind text, p_legs jsonb, p_description text, p_reverses uuid,
-  p_pending_id uuid, p_amount bigint, p_timeout_at timestamptz, p_void_reason text, p_request jsonb
+  p_pending_id uuid, p_amount bigint, p_timeout_seconds int, p_void_reason text
 ) returns public.ledger_transfers
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -51,7 +78,6 @@ declare
   state text := 'pending';
   accounts jsonb;
   account_ids uuid[];
-  balance record;
   verdict jsonb;
   created public.ledger_transfers;
   diffs text[];
@@ -90,7 +116,12 @@ begin
   -- Idempotency, checked under the locks so a concurrent retry sees the first one's result.
   select * into existing from public.ledger_transfers t where t.id = p_id;
   if existing.id is not null then
-    diffs := careplane.ledger_differences(existing.request, p_request);
+    diffs := careplane.ledger_differences(
+      private.stored_transfer_request(existing),
+      private.transfer_request(p_type, case when p_type in ('posted', 'pending') then p_kind end,
+        case when p_type in ('posted', 'pending') then p_legs end, p_description, p_reverses, p_pending_id,
+        case when p_type = 'post_pending' then coalesce(p_amount, (legs -> 0 ->> 'amount')::bigint) end,
+        case when p_timeout_seconds > 0 then p_timeout_seconds end));
     if cardinality(diffs) = 0 then
       return existing;
     end if;
@@ -122,10 +153,11 @@ begin
     end if;
   end if;
 
-  insert into public.ledger_transfers (id, kind, description, reverses, type, pending_id, amount, timeout_at, void_reason, request)
+  insert into public.ledger_transfers (id, kind, description, reverses, type, pending_id, amount, timeout_at, void_reason)
   values (p_id, coalesce(p_kind, pending.kind), p_description, p_reverses, p_type, pending.id,
           case when p_type = 'post_pending' then coalesce(p_amount, (legs -> 0 ->> 'amount')::bigint) end,
-          p_timeout_at, case when p_type = 'void_pending' then coalesce(p_void_reason, 'voided') end, p_request)
+          case when p_timeout_seconds > 0 then now() + make_interval(secs => p_timeout_seconds) end,
+          case when p_type = 'void_pending' then coalesce(p_void_reason, 'voided') end)
   returning * into created;
 
   if p_type in ('posted', 'pending', 'post_pending') then
@@ -135,43 +167,43 @@ begin
       from jsonb_array_elements(legs) l;
   end if;
 
-  for balance in
-    select * from jsonb_to_recordset(verdict -> 'accounts')
-      as n(id uuid, debits_posted bigint, credits_posted bigint, debits_pending bigint, credits_pending bigint)
-  loop
-    update public.ledger_accounts a
-       set debits_posted = balance.debits_posted, credits_posted = balance.credits_posted,
-           debits_pending = balance.debits_pending, credits_pending = balance.credits_pending
-     where a.id = balance.id;
-  end loop;
+  update public.ledger_accounts a
+     set debits_posted = n.debits_posted, credits_posted = n.credits_posted,
+         debits_pending = n.debits_pending, credits_pending = n.credits_pending
+    from jsonb_to_recordset(verdict -> 'accounts')
+         as n(id uuid, debits_posted bigint, credits_posted bigint, debits_pending bigint, credits_pending bigint)
+   where a.id = n.id and a.id = any (account_ids);
   return created;
 end
 $$;
 
--- The service role's entry points -----------------------------------------------------------------
+-- The service role's entry points (plpgsql, not SQL: plpgsql keeps its plans between calls) -------
 create function private.post_transfer(id uuid, kind text, legs jsonb, description text default null, reverses uuid default null)
-returns public.ledger_transfers language sql security definer set search_path = '' as $$
-  select private.ledger_execute(id, 'posted', kind, legs, description, reverses, null, null, null, null,
-    jsonb_build_object('type', 'posted', 'kind', kind, 'legs', legs, 'description', description, 'reverses', reverses))
+returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
+begin
+  return private.ledger_execute(id, 'posted', kind, legs, description, reverses, null, null, null, null);
+end
 $$;
 
 create function private.reserve_transfer(id uuid, kind text, legs jsonb, timeout_seconds int default null, description text default null)
-returns public.ledger_transfers language sql security definer set search_path = '' as $$
-  select private.ledger_execute(id, 'pending', kind, legs, description, null, null, null,
-    case when timeout_seconds > 0 then now() + make_interval(secs => timeout_seconds) end, null,
-    jsonb_build_object('type', 'pending', 'kind', kind, 'legs', legs, 'description', description, 'timeout_seconds', timeout_seconds))
+returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
+begin
+  return private.ledger_execute(id, 'pending', kind, legs, description, null, null, null, timeout_seconds, null);
+end
 $$;
 
 create function private.post_pending_transfer(id uuid, pending_id uuid, amount bigint default null)
-returns public.ledger_transfers language sql security definer set search_path = '' as $$
-  select private.ledger_execute(id, 'post_pending', null, null, null, null, pending_id, amount, null, null,
-    jsonb_build_object('type', 'post_pending', 'pending_id', pending_id, 'amount', amount))
+returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
+begin
+  return private.ledger_execute(id, 'post_pending', null, null, null, null, pending_id, amount, null, null);
+end
 $$;
 
 create function private.void_pending_transfer(id uuid, pending_id uuid)
-returns public.ledger_transfers language sql security definer set search_path = '' as $$
-  select private.ledger_execute(id, 'void_pending', null, null, null, null, pending_id, null, null, 'voided',
-    jsonb_build_object('type', 'void_pending', 'pending_id', pending_id))
+returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
+begin
+  return private.ledger_execute(id, 'void_pending', null, null, null, null, pending_id, null, null, 'voided');
+end
 $$;
 
 -- Voids every pending transfer past its timeout (run it periodically: pg_cron on Supabase, or
@@ -189,8 +221,7 @@ begin
      order by t.timeout_at
      for update skip locked
   loop
-    perform private.ledger_execute(gen_random_uuid(), 'void_pending', null, null, null, null, p.id, null, null, 'expired',
-      jsonb_build_object('type', 'void_pending', 'pending_id', p.id, 'reason', 'expired'));
+    perform private.ledger_execute(gen_random_uuid(), 'void_pending', null, null, null, null, p.id, null, null, 'expired');
     n := n + 1;
   end loop;
   return n;

@@ -19,6 +19,7 @@ REPORT="$ROOT/bench/ledger/REPORT.md"
 WORK="$(mktemp -d)"
 cleanup() { psql -d postgres -qc "drop database if exists \"$DB\" with (force)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
 trap cleanup EXIT
+[[ -n "${KEEP_DB:-}" ]] && trap - EXIT
 
 createdb "$DB"
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" "$ROOT/target/debug/careplane-companion" migrate \
