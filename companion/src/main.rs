@@ -1,9 +1,11 @@
-//! `careplane-companion`: reads config, wires, serves. Also the migration runner.
+//! `careplane-companion`: reads config, wires, serves. Also the migration runner and the
+//! development token minter.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use careplane_companion::auth::token;
 use careplane_companion::config::LogFormat;
 use careplane_companion::db::migrate;
 use careplane_companion::{app, AppState, Config};
@@ -34,6 +36,22 @@ enum Command {
         #[arg(long)]
         seed: Option<PathBuf>,
     },
+    /// Print a development access token signed with SUPABASE_JWT_SECRET (HS256), shaped like a
+    /// Supabase token after careplane's custom access token hook.
+    Token {
+        /// The user's id (`sub`).
+        #[arg(long)]
+        sub: uuid::Uuid,
+        /// careplane role, written to the `user_role` and `user_roles` claims.
+        #[arg(long, value_parser = ["patient", "clinician", "dispatcher", "admin"])]
+        role: String,
+        /// `email` claim.
+        #[arg(long)]
+        email: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,12 +63,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Token { sub, role, email, ttl }) = &cli.command {
+        let request = token::DevToken { sub: *sub, user_role: role, email: email.as_deref(), ttl_seconds: *ttl };
+        return match token::mint(&config.auth, &request) {
+            Ok(jwt) => {
+                println!("{jwt}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("careplane-companion: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        if let Err(e) = config.auth.require_key_source() {
+            eprintln!("careplane-companion: {e}");
+            return ExitCode::from(2);
+        }
+    }
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate { dir, compat, seed } => run_migrations(&config, &dir, compat, seed).await,
+            Command::Token { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -87,10 +125,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 fn print_banner(config: &Config, addr: std::net::SocketAddr) {
     let base = format!("http://{addr}");
+    let auth = &config.auth;
+    let keys = match (&auth.jwt_secret, &auth.jwks_url) {
+        (Some(_), Some(url)) => format!("HS256 secret + signing keys from {url}"),
+        (Some(_), None) => "HS256 secret (SUPABASE_JWT_SECRET)".to_owned(),
+        (None, Some(url)) => format!("signing keys from {url} (HS256 tokens refused)"),
+        (None, None) => "none".to_owned(),
+    };
+    let issuer = auth.expected_issuer().unwrap_or_else(|| "not checked (SUPABASE_URL unset)".into());
     println!(
         "\n  careplane-companion {version}\n\n  \
          listening   {base}\n  \
          health      {base}/health   {base}/health/detailed\n  \
+         api         {base}/v1/me   {base}/openapi.json   {base}/metrics\n  \
+         tokens      {keys}; issuer {issuer}\n  \
          database    {db}\n  \
          redis       {redis}\n  \
          providers   Paystack, Twilio, SendGrid: not wired in this version (nothing is sent)\n\n  \
@@ -99,6 +147,15 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
         db = config.database_url_redacted(),
         redis = config.redis_url_redacted(),
     );
+    if auth.jwt_secret.is_some() {
+        println!(
+            "  A development token (HS256, signed with this SUPABASE_JWT_SECRET):\n    \
+             careplane-companion token --sub <user uuid> --role patient|clinician|dispatcher|admin\n  \
+             Under `make run`, which generated the secret, from another shell in the repository:\n    \
+             TOKEN=$(scripts/dev.sh token --sub $(cat /proc/sys/kernel/random/uuid) --role patient)\n    \
+             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/me\n"
+        );
+    }
 }
 
 async fn shutdown_signal() {
