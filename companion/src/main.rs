@@ -114,10 +114,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind_addr;
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("BIND_ADDR {bind}: cannot listen"))?;
     let addr = listener.local_addr()?;
+    let state = AppState::from_config(config.clone())?;
+    let router = app(state);
+    let shutdown = shutdown_signal()?;
     print_banner(&config, addr);
-    let state = AppState::from_config(config)?;
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("stopped");
     Ok(())
@@ -158,23 +160,27 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers the SIGTERM / SIGINT handlers now (before the banner says we are up, so a
+/// signal sent right after it is never lost to the default action) and returns the future
+/// that resolves on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).context("install the SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("install the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! { _ = terminate.recv() => {}, _ = interrupt.recv() => {} }
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
+    }
     #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = terminate => {} }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
+    }
 }
 
 async fn run_migrations(
