@@ -177,9 +177,9 @@ pub fn client_ip(request: &Request, trust_forwarded_for: bool) -> IpAddr {
             .get_all("x-forwarded-for")
             .iter()
             .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .last();
+            .next_back()
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|s| s.trim().parse::<IpAddr>().ok());
         if let Some(ip) = forwarded {
             return ip;
         }
@@ -214,3 +214,51 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
 
 /// Shared so the health check can report it.
 pub type SharedRateLimiter = Arc<RateLimiter>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn request(forwarded: &[&str]) -> Request {
+        let mut b = axum::http::Request::builder().uri("/");
+        for f in forwarded {
+            b = b.header("x-forwarded-for", *f);
+        }
+        let mut r = b.body(Body::empty()).unwrap();
+        r.extensions_mut().insert(ConnectInfo(SocketAddr::from(([10, 0, 0, 7], 4000))));
+        r
+    }
+
+    #[test]
+    fn client_ip_is_the_peer_unless_forwarded_for_is_trusted_then_its_last_entry() {
+        let r = request(&["203.0.113.9, 198.51.100.4"]);
+        assert_eq!(client_ip(&r, false), IpAddr::from([10, 0, 0, 7]), "a client cannot choose its IP");
+        assert_eq!(client_ip(&r, true), IpAddr::from([198, 51, 100, 4]), "the entry our proxy appended");
+        let r = request(&["203.0.113.9", "198.51.100.5"]);
+        assert_eq!(client_ip(&r, true), IpAddr::from([198, 51, 100, 5]));
+        let r = request(&["198.51.100.4, garbage"]);
+        assert_eq!(client_ip(&r, true), IpAddr::from([10, 0, 0, 7]), "an unreadable last entry is not skipped");
+        assert_eq!(client_ip(&request(&[]), true), IpAddr::from([10, 0, 0, 7]));
+    }
+
+    #[test]
+    fn local_fallback_enforces_the_same_quotas_per_ip_and_per_user() {
+        let limiter = RateLimiter::new(RateLimitConfig {
+            ip: Quota { per_minute: 1, burst: 3 },
+            user: Quota { per_minute: 1, burst: 2 },
+            redis_prefix: "unused".into(),
+            redis_timeout: Duration::from_millis(10),
+        });
+        let ip = IpAddr::from([192, 0, 2, 1]);
+        let user = Uuid::new_v4();
+        assert_eq!(limiter.check_local(ip, Some(user)), Decision::Allowed);
+        assert_eq!(limiter.check_local(ip, Some(user)), Decision::Allowed);
+        match limiter.check_local(ip, Some(user)) {
+            Decision::Limited { scope: "user", retry_after } => assert!(retry_after > Duration::from_secs(50)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(limiter.check_local(IpAddr::from([192, 0, 2, 2]), None), Decision::Allowed);
+        assert!(matches!(limiter.check_local(ip, None), Decision::Limited { scope: "ip", .. }));
+    }
+}

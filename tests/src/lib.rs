@@ -174,7 +174,7 @@ pub struct PrivateRedis {
 
 impl PrivateRedis {
     pub fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
+        let mut child = std::process::Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .spawn()
@@ -185,6 +185,8 @@ impl PrivateRedis {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("private redis-server did not listen on {port}");
     }
 
