@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test
+.PHONY: help deps db db-reset run test bench
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -11,6 +11,7 @@ help:
 	@echo "make db        install deps, build and install the extension, migrate and seed DB=$(DB)"
 	@echo "make db-reset  drop DB=$(DB) and set it up again"
 	@echo "make deps      apt packages, cargo-pgrx, Postgres and Redis only"
+	@echo "make bench     companion (ES256 auth) vs Express + jsonwebtoken vs no auth; writes bench/REPORT.md"
 
 deps:
 	@scripts/dev.sh deps
@@ -26,3 +27,6 @@ run:
 
 test:
 	@scripts/dev.sh test
+
+bench:
+	@scripts/dev.sh bench
