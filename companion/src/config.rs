@@ -71,6 +71,8 @@ pub struct AuthConfig {
     /// `JWKS_MIN_REFETCH_INTERVAL_MS`: at most one fetch per interval for unknown kids or
     /// after a failed refresh, so bogus kids cannot hammer the JWKS endpoint.
     pub jwks_min_refetch_interval: Duration,
+    /// `JWT_CACHE_SIZE`: how many verified tokens are remembered (0: verify every request).
+    pub verified_cache_size: usize,
 }
 
 impl AuthConfig {
@@ -204,6 +206,7 @@ impl Config {
             leeway_seconds: parse("JWT_LEEWAY_SECONDS", &get("JWT_LEEWAY_SECONDS", "10"))?,
             jwks_cache_ttl: Duration::from_secs(ttl),
             jwks_min_refetch_interval: Duration::from_millis(refetch_ms),
+            verified_cache_size: parse("JWT_CACHE_SIZE", &get("JWT_CACHE_SIZE", "10000"))?,
         };
 
         let cors_allowed_origins = parse_origins(&get("CORS_ALLOWED_ORIGINS", ""))?;

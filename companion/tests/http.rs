@@ -313,3 +313,11 @@ async fn metrics_count_requests_by_matched_route_and_status_in_prometheus_format
         assert!(text.lines().any(|l| l.starts_with(&format!("{series} "))), "{series} is registered: {text}");
     }
 }
+
+#[tokio::test]
+async fn public_routes_answer_whatever_token_comes_along() {
+    let request = Request::builder().uri("/v1/ping").header("authorization", "Bearer garbage").body(Body::empty()).unwrap();
+    let (status, _, body) = send(app(unreachable_deps()), request).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body, json!({"success": true, "data": {"pong": true}, "meta": {}}));
+}

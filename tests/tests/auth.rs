@@ -56,6 +56,8 @@ async fn hs256_tokens_are_accepted_and_every_rejection_names_its_reason() {
     env.push(("SUPABASE_JWT_SECRET", TEST_JWT_SECRET.into()));
     env.push(("SUPABASE_URL", "https://careplanetest.supabase.co".into()));
     env.push(("JWT_LEEWAY_SECONDS", "10".into()));
+    // Every request verifies from scratch here; the verified-token cache is tested below.
+    env.push(("JWT_CACHE_SIZE", "0".into()));
     let app = spawn(env).await;
     let secret = TEST_JWT_SECRET.as_bytes();
     let sub = Uuid::new_v4();
@@ -375,4 +377,45 @@ async fn serve_refuses_to_start_without_token_keys_naming_the_setting() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("SUPABASE_JWT_SECRET is invalid: must be at least 32 bytes"));
+}
+
+#[tokio::test]
+async fn a_remembered_token_still_expires_on_time() {
+    let (redis, prefix) = (redis_url(), unique_prefix());
+    let mut env = base_env(&redis, &prefix);
+    env.push(("SUPABASE_JWT_SECRET", TEST_JWT_SECRET.into()));
+    env.push(("JWT_LEEWAY_SECONDS", "0".into()));
+    let app = spawn(env).await;
+    let sub = Uuid::new_v4();
+    let exp = jwt::now() + 2;
+    let token = jwt::sign_hs256(TEST_JWT_SECRET.as_bytes(), &jwt::with(&jwt::user_claims("local", sub, "patient"), &[("exp", json!(exp))]));
+    accepted(&app, &token, sub).await;
+    accepted(&app, &token, sub).await;
+    while jwt::now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    rejected(&app, &token, "token_expired").await;
+}
+
+#[tokio::test]
+async fn a_key_replaced_under_the_same_kid_stops_accepting_tokens_signed_by_the_old_one() {
+    let first = TestKey::load("es256-a");
+    let second = TestKey::load("es256-b");
+    let jwks = JwksServer::start(vec![first.jwk("main")]).await;
+    let (redis, prefix) = (redis_url(), unique_prefix());
+    let mut env = base_env(&redis, &prefix);
+    env.push(("SUPABASE_URL", jwks.supabase_url()));
+    env.push(("JWKS_CACHE_TTL_SECONDS", "1".into()));
+    env.push(("JWKS_MIN_REFETCH_INTERVAL_MS", "100".into()));
+    let app = spawn(env).await;
+    let sub = Uuid::new_v4();
+    let claims = jwt::user_claims(&jwks.issuer(), sub, "patient");
+    let old_token = first.sign("main", &claims);
+    accepted(&app, &old_token, sub).await;
+    accepted(&app, &old_token, sub).await;
+
+    jwks.set_keys(vec![second.jwk("main")]);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    rejected(&app, &old_token, "bad_signature").await;
+    accepted(&app, &second.sign("main", &claims), sub).await;
 }

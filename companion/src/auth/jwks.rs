@@ -7,9 +7,12 @@
 //!   Concurrent misses share one fetch.
 //! - When a refresh fails, the keys already held keep serving, with a warning, until a later
 //!   refresh succeeds. With no keys ever fetched, tokens cannot be checked (503).
+//! - The *generation* counts refreshes that removed or changed a key; the verified-token cache
+//!   drops entries from an older generation, so a revoked key stops working at once.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm, PublicKeyUse};
@@ -22,7 +25,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SigningKey {
     pub algorithm: Algorithm,
-    pub key: DecodingKey,
+    pub key: Arc<DecodingKey>,
+    /// The JWK as published, to notice a key changed under the same kid.
+    jwk: Arc<serde_json::Value>,
 }
 
 pub enum Lookup {
@@ -50,6 +55,7 @@ pub struct Jwks {
     cache: RwLock<Cache>,
     /// Single flight: one fetch at a time; waiters re-check the cache afterwards.
     fetching: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
 }
 
 #[derive(Deserialize)]
@@ -71,11 +77,17 @@ impl Jwks {
             min_refetch_interval,
             cache: RwLock::new(Cache { keys: HashMap::new(), fetched_at: None, attempted_at: None, last_error: None }),
             fetching: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
         }
     }
 
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Bumped whenever a refresh removes or changes a key.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The key for `kid`, fetching the JWKS when the cache is stale or does not know `kid`.
@@ -137,6 +149,10 @@ impl Jwks {
             Ok(keys) => {
                 metrics::counter!("careplane_jwks_fetches_total", "outcome" => "ok").increment(1);
                 tracing::info!(keys = keys.len(), "fetched JWKS");
+                let revoked = cache.keys.iter().any(|(kid, old)| keys.get(kid).is_none_or(|new| new.jwk != old.jwk));
+                if revoked {
+                    self.generation.fetch_add(1, Ordering::SeqCst);
+                }
                 cache.keys = keys;
                 cache.fetched_at = Some(attempt);
                 cache.last_error = None;
@@ -176,7 +192,7 @@ impl Jwks {
 /// A usable ES256 / RS256 verification key from one JWK, `None` for keys careplane does not
 /// verify with (encryption keys, other algorithms, symmetric keys).
 fn signing_key(raw: serde_json::Value) -> Result<Option<(String, SigningKey)>, String> {
-    let jwk: Jwk = serde_json::from_value(raw).map_err(|e| format!("unreadable JWK: {e}"))?;
+    let jwk: Jwk = serde_json::from_value(raw.clone()).map_err(|e| format!("unreadable JWK: {e}"))?;
     let Some(kid) = jwk.common.key_id.clone() else { return Ok(None) };
     if matches!(jwk.common.public_key_use, Some(PublicKeyUse::Encryption)) {
         return Ok(None);
@@ -189,5 +205,5 @@ fn signing_key(raw: serde_json::Value) -> Result<Option<(String, SigningKey)>, S
         _ => return Ok(None),
     };
     let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("kid {kid}: {e}"))?;
-    Ok(Some((kid, SigningKey { algorithm, key })))
+    Ok(Some((kid, SigningKey { algorithm, key: Arc::new(key), jwk: Arc::new(raw) })))
 }

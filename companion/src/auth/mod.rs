@@ -9,11 +9,19 @@
 //! only endpoints that take the [`ServiceRole`] extractor accept them.
 //!
 //! Every rejection is a 401 whose error code names the reason ([`Reason`]).
+//!
+//! Verified tokens are remembered (by SHA-256 of the token, up to `JWT_CACHE_SIZE` of them), as
+//! Envoy's `jwt_authn` does: a client sends the same access token for up to an hour, and an
+//! ECDSA verification costs far more than the rest of a request. A remembered token is still
+//! re-checked on every use for `exp` / `nbf`, and — for ES256/RS256 — that its key is still in
+//! the (fresh) JWKS and unchanged (the JWKS generation), so expiry and key revocation take
+//! effect exactly as without the cache. Refused tokens are never remembered.
 
 pub mod jwks;
 pub mod token;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -23,6 +31,7 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
 use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::AuthConfig;
@@ -130,6 +139,47 @@ pub struct Verifier {
     jwks: Option<Jwks>,
     issuer: Option<String>,
     leeway: u64,
+    cache: Option<VerifiedCache>,
+}
+
+/// What is remembered about a verified token.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    exp: i64,
+    nbf: Option<i64>,
+    /// `kid` and JWKS generation, for ES256/RS256 tokens.
+    signing_key: Option<(String, u64)>,
+}
+
+struct VerifiedCache {
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+impl VerifiedCache {
+    fn get(&self, digest: &[u8; 32]) -> Option<Verified> {
+        self.entries.lock().expect("verified cache lock").get(digest).cloned()
+    }
+
+    fn remove(&self, digest: &[u8; 32]) {
+        self.entries.lock().expect("verified cache lock").remove(digest);
+    }
+
+    fn insert(&self, digest: [u8; 32], verified: Verified, now: i64) {
+        let mut entries = self.entries.lock().expect("verified cache lock");
+        if entries.len() >= self.capacity {
+            entries.retain(|_, v| v.exp >= now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, verified);
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 impl Verifier {
@@ -142,6 +192,10 @@ impl Verifier {
                 .map(|url| Jwks::new(url, config.jwks_cache_ttl, config.jwks_min_refetch_interval)),
             issuer: config.expected_issuer(),
             leeway: config.leeway_seconds,
+            cache: (config.verified_cache_size > 0).then(|| VerifiedCache {
+                capacity: config.verified_cache_size,
+                entries: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -155,12 +209,48 @@ impl Verifier {
 
     /// Verifies a compact JWS and returns who it speaks for.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(token).await.map(|v| v.principal);
+        };
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = cache.get(&digest) {
+            if self.still_valid(&hit).await {
+                return Ok(hit.principal);
+            }
+            cache.remove(&digest);
+        }
+        let verified = self.verify_uncached(token).await?;
+        cache.insert(digest, verified.clone(), unix_now());
+        Ok(verified.principal)
+    }
+
+    /// Whether a remembered verification still holds: within `exp` / `nbf` (same leeway and
+    /// comparisons as jsonwebtoken), and for JWKS keys, the key still published (the JWKS is
+    /// refreshed when stale, as for any token) and unchanged since.
+    async fn still_valid(&self, v: &Verified) -> bool {
+        let now = unix_now();
+        let leeway = self.leeway as i64;
+        if v.exp < now - leeway || v.nbf.is_some_and(|nbf| nbf > now + leeway) {
+            return false;
+        }
+        match (&v.signing_key, &self.jwks) {
+            (None, _) => true,
+            (Some((kid, generation)), Some(jwks)) => {
+                matches!(jwks.key(kid).await, Lookup::Found(_)) && jwks.generation() == *generation
+            }
+            (Some(_), None) => false,
+        }
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Verified, AuthError> {
+        let generation = self.jwks.as_ref().map(Jwks::generation).unwrap_or(0);
         let header = read_header(token)?;
         let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
         if alg.eq_ignore_ascii_case("none") {
             return Err(AuthError::new(Reason::AlgNone, "unsigned tokens (alg none) are refused"));
         }
         let (algorithm, owned_key);
+        let mut signing_key = None;
         let key: &DecodingKey = match alg {
             "HS256" => match (&self.hs256, &self.jwks) {
                 (Some(key), _) => {
@@ -196,7 +286,8 @@ impl Verifier {
                         }
                         algorithm = wanted;
                         owned_key = k.key;
-                        &owned_key
+                        signing_key = Some((kid.to_owned(), generation));
+                        &*owned_key
                     }
                     Lookup::Unknown => {
                         return Err(AuthError::new(Reason::UnknownKid, "the token's kid is not among the project's signing keys"))
@@ -234,7 +325,11 @@ impl Verifier {
             };
             AuthError::new(reason, message_for(reason))
         })?;
-        self.principal(data.claims)
+        let exp = data.claims.get("exp").and_then(Value::as_i64);
+        let nbf = data.claims.get("nbf").and_then(Value::as_i64);
+        let principal = self.principal(data.claims)?;
+        let exp = exp.ok_or_else(|| AuthError::new(Reason::InvalidClaims, "exp is not a whole number of seconds"))?;
+        Ok(Verified { principal, exp, nbf, signing_key })
     }
 
     fn principal(&self, claims: Map<String, Value>) -> Result<Principal, AuthError> {
@@ -348,18 +443,21 @@ pub async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Princip
         Ok(None) => Err(AuthError::new(Reason::MissingToken, message_for(Reason::MissingToken))),
         Err(e) => Err(e),
     };
-    if let Err(e) = &outcome {
-        metrics::counter!("careplane_auth_rejections_total", "reason" => e.reason.code()).increment(1);
-    }
     parts.extensions.insert(Authenticated(outcome.clone()));
     outcome
+}
+
+/// Counts a refusal (only where an endpoint actually required the token).
+fn refused(e: AuthError) -> AppError {
+    metrics::counter!("careplane_auth_rejections_total", "reason" => e.reason.code()).increment(1);
+    AppError::Auth(e)
 }
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match authenticate(parts, state).await? {
+        match authenticate(parts, state).await.map_err(refused)? {
             Principal::User(user) => Ok(user),
             Principal::Service(_) => Err(AppError::forbidden(
                 "user_token_required",
@@ -373,7 +471,7 @@ impl FromRequestParts<AppState> for ServiceRole {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        match authenticate(parts, state).await? {
+        match authenticate(parts, state).await.map_err(refused)? {
             Principal::Service(caller) => Ok(ServiceRole(caller)),
             Principal::User(_) => Err(AppError::forbidden(
                 "service_role_required",
