@@ -27,6 +27,7 @@ async fn user_work_runs_as_authenticated_with_the_claims_so_rls_decides() {
                 "create table public.notes (owner uuid not null default auth.uid(), body text not null);
                  alter table public.notes enable row level security;
                  create policy \"users read own notes\" on public.notes for select to authenticated using (owner = auth.uid());
+                 create unique index notes_owner_body on public.notes (owner, body);
                  create policy \"users write own notes\" on public.notes for insert to authenticated with check (owner = auth.uid());
                  grant select, insert on public.notes to authenticated;
                  insert into public.notes values ('{alice_id}', 'alice 1'), ('{alice_id}', 'alice 2'), ('{bob_id}', 'bob 1');"
@@ -67,6 +68,12 @@ async fn user_work_runs_as_authenticated_with_the_claims_so_rls_decides() {
     let app_err = careplane_companion::db::user::db_error(err);
     assert!(matches!(&app_err, AppError::Status { status, .. } if status.as_u16() == 403), "{app_err:?}");
     assert_eq!(app_err.code(), "permission_denied");
+    drop(tx);
+    // A duplicate is a conflict, answered 409 as PostgREST answers 23505.
+    let mut tx = begin_as_user(&pool, &alice, Access::ReadWrite).await.unwrap();
+    let err = sqlx::query("insert into public.notes (body) values ('alice 1')").execute(&mut *tx).await.unwrap_err();
+    let app_err = careplane_companion::db::user::db_error(err);
+    assert_eq!((app_err.http_status().as_u16(), app_err.code().as_ref()), (409, "conflict"));
     drop(tx);
 
     // Nothing leaks into the pooled connection afterwards: it is the companion's role again,
