@@ -321,3 +321,15 @@ async fn public_routes_answer_whatever_token_comes_along() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body, json!({"success": true, "data": {"pong": true}, "meta": {}}));
 }
+
+#[tokio::test]
+async fn me_with_the_database_down_is_503_database_unavailable() {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let user = token(json!({
+        "aud": "authenticated", "role": "authenticated", "sub": "0b8f3c1e-5d2a-4c7b-9e1f-2a3b4c5d6e7f", "exp": now + 600, "iat": now,
+    }));
+    let request = Request::builder().uri("/v1/me").header("authorization", format!("Bearer {user}")).body(Body::empty()).unwrap();
+    let (status, _, body) = send(app(unreachable_deps()), request).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"]["code"], "database_unavailable");
+}

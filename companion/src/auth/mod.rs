@@ -287,7 +287,7 @@ impl Verifier {
                         algorithm = wanted;
                         owned_key = k.key;
                         signing_key = Some((kid.to_owned(), generation));
-                        &*owned_key
+                        &owned_key
                     }
                     Lookup::Unknown => {
                         return Err(AuthError::new(Reason::UnknownKid, "the token's kid is not among the project's signing keys"))
