@@ -28,7 +28,7 @@ pub struct Health {
 }
 
 /// Liveness: answers while the process serves HTTP; touches no dependency.
-#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health)))]
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health, description = "the process serves HTTP")))]
 pub async fn health() -> Json<Health> {
     Json(Health { status: "ok", version: crate::VERSION })
 }

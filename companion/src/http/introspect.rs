@@ -48,14 +48,14 @@ pub struct Introspection {
     security(("bearer" = [])),
     request_body = IntrospectRequest,
     responses(
-        (status = 200, body = Envelope<Introspection>),
+        (status = 200, body = Envelope<Introspection>, description = "whether the token is accepted, and why not"),
         (status = 400, body = ErrorEnvelope, description = "the body is not JSON"),
         (status = 401, body = ErrorEnvelope, description = "the caller's own token was refused"),
         (status = 403, body = ErrorEnvelope, description = "a user token (`service_role_required`)"),
         (status = 413, body = ErrorEnvelope, description = "body larger than BODY_LIMIT_BYTES"),
         (status = 415, body = ErrorEnvelope, description = "not `Content-Type: application/json`"),
         (status = 422, body = ErrorEnvelope, description = "JSON without a non-empty `token`"),
-        (status = 429, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),
     )
 )]
 pub async fn introspect(

@@ -46,7 +46,7 @@ pub struct DatabaseIdentity {
     tag = "auth",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Envelope<Me>),
+        (status = 200, body = Envelope<Me>, description = "the caller, from the token and from inside the database"),
         (status = 401, body = ErrorEnvelope, description = "no token, or the token was refused; `error.code` says why"),
         (status = 403, body = ErrorEnvelope, description = "a service_role token (`user_token_required`)"),
         (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),

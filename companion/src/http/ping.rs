@@ -21,7 +21,10 @@ pub struct Pong {
     get,
     path = "/v1/ping",
     tag = "auth",
-    responses((status = 200, body = Envelope<Pong>), (status = 429, body = ErrorEnvelope))
+    responses(
+        (status = 200, body = Envelope<Pong>, description = "the API is reachable"),
+        (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),
+    )
 )]
 pub async fn ping() -> Envelope<Pong> {
     Envelope::new(Pong { pong: true, sub: None })
@@ -34,10 +37,10 @@ pub async fn ping() -> Envelope<Pong> {
     tag = "auth",
     security(("bearer" = [])),
     responses(
-        (status = 200, body = Envelope<Pong>),
+        (status = 200, body = Envelope<Pong>, description = "the token is accepted"),
         (status = 401, body = ErrorEnvelope, description = "`error.code` names the reason"),
         (status = 403, body = ErrorEnvelope, description = "a service_role token"),
-        (status = 429, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),
     )
 )]
 pub async fn auth_ping(user: AuthUser) -> Envelope<Pong> {
