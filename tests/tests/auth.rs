@@ -305,7 +305,8 @@ async fn jwks_outage_serves_the_cached_keys_and_no_keys_at_all_is_503() {
     env.push(("SUPABASE_URL", jwks.supabase_url()));
     env.push(("JWKS_CACHE_TTL_SECONDS", "1".into()));
     env.push(("JWKS_MIN_REFETCH_INTERVAL_MS", "100".into()));
-    let app = spawn(env.clone()).await;
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = Companion::spawn_with_logs(&pairs).await.unwrap();
     let sub = Uuid::new_v4();
     let claims = jwt::user_claims(&jwks.issuer(), sub, "patient");
     accepted(&app, &key.sign("rs", &claims), sub).await;
@@ -314,6 +315,16 @@ async fn jwks_outage_serves_the_cached_keys_and_no_keys_at_all_is_503() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     accepted(&app, &key.sign("rs", &claims), sub).await;
     assert_eq!(jwks.hits(), 2, "the refresh was attempted, failed, and the stale keys served");
+    let logs = app.logs.clone().unwrap();
+    let mut warned = false;
+    for _ in 0..40 {
+        warned = logs.lock().unwrap().iter().any(|l| l.contains("WARN") && l.contains("serving the cached keys (stale)"));
+        if warned {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(warned, "a warning says stale keys are being served: {:?}", logs.lock().unwrap());
 
     // A companion that never got the keys cannot check tokens: that is its problem (503).
     let cold = spawn(env).await;
