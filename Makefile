@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test bench-ledger
+.PHONY: help deps db db-reset run test bench bench-auth bench-ledger
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -11,7 +11,9 @@ help:
 	@echo "make db        install deps, build and install the extension, migrate and seed DB=$(DB)"
 	@echo "make db-reset  drop DB=$(DB) and set it up again"
 	@echo "make deps      apt packages, cargo-pgrx, Postgres and Redis only"
-	@echo "make bench-ledger  ledger transfers/s vs raw inserts (release build of the extension)"
+	@echo "make bench-auth  companion (ES256 auth) vs Express + jsonwebtoken vs no auth; writes bench/REPORT.md"
+	@echo "make bench-ledger  ledger transfers/s vs raw entry inserts; writes bench/ledger/REPORT.md"
+	@echo "make bench     both"
 
 deps:
 	@scripts/dev.sh deps
@@ -27,6 +29,11 @@ run:
 
 test:
 	@scripts/dev.sh test
+
+bench: bench-auth bench-ledger
+
+bench-auth:
+	@scripts/dev.sh bench
 
 bench-ledger:
 	@PGRX_RELEASE=1 scripts/dev.sh deps-build

@@ -7,6 +7,9 @@
 #   scripts/dev.sh run        db, then the companion in the foreground
 #   scripts/dev.sh test       deps, extension, then every test (never touches $DB)
 #   scripts/dev.sh deps-build deps, then build and install the extension and the companion
+#   scripts/dev.sh token --sub <uuid> --role <role>
+#                             print a development access token for the companion `run` serves
+#   scripts/dev.sh bench      the benchmark in bench/ (release build, wrk, Node 20 + Express)
 #
 # Each step prints its name and how long it took; a failing step stops everything and says so.
 set -Eeuo pipefail
@@ -23,6 +26,10 @@ DB="${DB:-careplane}"
 REDIS_HOST="${REDIS_HOST:-127.0.0.1}" REDIS_PORT="${REDIS_PORT:-6379}"
 export REDIS_URL="${REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}"
 COMPANION="$ROOT/target/debug/careplane-companion"
+# The HS256 secret `run` uses when SUPABASE_JWT_SECRET is not set: random, generated once per
+# checkout, kept out of git (target/ is ignored). For development only; the binary itself has
+# no default and refuses to serve without token keys.
+DEV_JWT_SECRET_FILE="$ROOT/target/careplane-dev-jwt-secret"
 
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
@@ -161,6 +168,14 @@ rust_tests() {
   fi
 }
 
+dev_jwt_secret() {
+  if [[ ! -s "$DEV_JWT_SECRET_FILE" ]]; then
+    mkdir -p "$(dirname "$DEV_JWT_SECRET_FILE")"
+    (umask 077; head -c 48 /dev/urandom | base64 | tr -d '\n/+=' > "$DEV_JWT_SECRET_FILE")
+  fi
+  cat "$DEV_JWT_SECRET_FILE"
+}
+
 case "${1:-}" in
   deps) deps ;;
   deps-build) deps; build ;;
@@ -168,9 +183,20 @@ case "${1:-}" in
   db-reset) step "drop database $DB" drop_database; db ;;
   run)
     db
+    if [[ -z "${SUPABASE_JWT_SECRET:-}" && -z "${SUPABASE_URL:-}" && -z "${SUPABASE_JWKS_URL:-}" ]]; then
+      SUPABASE_JWT_SECRET="$(dev_jwt_secret)"
+      export SUPABASE_JWT_SECRET
+      echo "    SUPABASE_JWT_SECRET not set: using the development secret in ${DEV_JWT_SECRET_FILE#"$ROOT"/}"
+    fi
     bold "==> companion (Ctrl-C stops it)"
     DATABASE_URL="${DATABASE_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/$DB}" exec "$COMPANION" serve
     ;;
+  token)
+    shift
+    [[ -x "$COMPANION" ]] || step "build the companion" build_companion >&2
+    SUPABASE_JWT_SECRET="${SUPABASE_JWT_SECRET:-$(dev_jwt_secret)}" exec "$COMPANION" token "$@"
+    ;;
+  bench) exec bench/run.sh ;;
   test)
     t0=$SECONDS
     deps
@@ -181,5 +207,5 @@ case "${1:-}" in
     step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
     bold "all tests passed in $((SECONDS - t0))s"
     ;;
-  *) echo "usage: $0 deps|deps-build|db|db-reset|run|test" >&2; exit 2 ;;
+  *) echo "usage: $0 deps|deps-build|db|db-reset|run|test|token|bench" >&2; exit 2 ;;
 esac

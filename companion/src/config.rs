@@ -1,8 +1,12 @@
 //! Settings, read once from the environment into one typed struct.
 //!
-//! Every variable has a default that makes `make run` work on a developer machine (local
-//! Postgres and Redis). A variable that is set but malformed stops the service at start-up
-//! with a message that names it; nothing is silently replaced by its default.
+//! Every variable except the token keys has a default that makes `make run` work on a developer
+//! machine (local Postgres and Redis). A variable that is set but malformed stops the service at
+//! start-up with a message that names it; nothing is silently replaced by its default.
+//!
+//! There is deliberately no default for `SUPABASE_JWT_SECRET`: `serve` refuses to start without
+//! a key source (the secret, `SUPABASE_URL` or `SUPABASE_JWKS_URL`). `make run` exports a
+//! development secret of its own (see `scripts/dev.sh`).
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -45,6 +49,99 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `HEALTH_CHECK_TIMEOUT_MS`: how long one dependency check in `/health/detailed` may take.
     pub health_check_timeout: Duration,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub rate_limit: RateLimitConfig,
+}
+
+/// How access tokens are checked.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `SUPABASE_URL`: the project URL, e.g. `https://abc.supabase.co`; tokens must then carry
+    /// `iss` = `<SUPABASE_URL>/auth/v1`, and the JWKS defaults to its well-known address.
+    pub supabase_url: Option<String>,
+    /// `SUPABASE_JWT_SECRET`: the legacy HS256 secret (at least 32 bytes).
+    pub jwt_secret: Option<SecretString>,
+    /// `SUPABASE_JWKS_URL`, else `<SUPABASE_URL>/auth/v1/.well-known/jwks.json`.
+    pub jwks_url: Option<String>,
+    /// `JWT_LEEWAY_SECONDS`: tolerated clock skew for `exp` and `nbf`.
+    pub leeway_seconds: u64,
+    /// `JWKS_CACHE_TTL_SECONDS`: how long fetched keys are trusted before a refresh (1–600).
+    pub jwks_cache_ttl: Duration,
+    /// `JWKS_MIN_REFETCH_INTERVAL_MS`: at most one fetch per interval for unknown kids or
+    /// after a failed refresh, so bogus kids cannot hammer the JWKS endpoint.
+    pub jwks_min_refetch_interval: Duration,
+    /// `JWT_CACHE_SIZE`: how many verified tokens are remembered (0: verify every request).
+    pub verified_cache_size: usize,
+}
+
+impl AuthConfig {
+    /// The issuer Supabase Auth writes into user tokens, when the project URL is known.
+    pub fn expected_issuer(&self) -> Option<String> {
+        self.supabase_url.as_ref().map(|u| format!("{u}/auth/v1"))
+    }
+
+    /// `serve` needs at least one key source; `migrate` and `token` do not.
+    pub fn require_key_source(&self) -> Result<(), ConfigError> {
+        if self.jwt_secret.is_none() && self.jwks_url.is_none() {
+            return Err(ConfigError {
+                name: "SUPABASE_JWT_SECRET",
+                reason: "no token keys configured: set SUPABASE_JWT_SECRET (HS256), or SUPABASE_URL / \
+                         SUPABASE_JWKS_URL (ES256/RS256 signing keys), or both"
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// HTTP conventions applied to every route.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `CORS_ALLOWED_ORIGINS`: comma-separated origins (`https://app.example.com`), or `*`.
+    /// Empty: no cross-origin access.
+    pub cors_allowed_origins: CorsOrigins,
+    /// `BODY_LIMIT_BYTES`: largest accepted request body.
+    pub body_limit_bytes: usize,
+    /// `REQUEST_TIMEOUT_MS`: a request still running after this is answered 503.
+    pub request_timeout: Duration,
+    /// `TRUST_X_FORWARDED_FOR`: take the client IP from the last `X-Forwarded-For` entry
+    /// (only behind a proxy that sets it).
+    pub trust_x_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+/// Limits per client IP and per user, shared through Redis.
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    /// `RATE_LIMIT_IP_PER_MINUTE` / `RATE_LIMIT_IP_BURST`.
+    pub ip: Quota,
+    /// `RATE_LIMIT_USER_PER_MINUTE` / `RATE_LIMIT_USER_BURST`.
+    pub user: Quota,
+    /// `RATE_LIMIT_REDIS_PREFIX`: key prefix in Redis (separates environments sharing one Redis).
+    pub redis_prefix: String,
+    /// `RATE_LIMIT_REDIS_TIMEOUT_MS`: a Redis answer slower than this counts as Redis down, and
+    /// the local limiter decides.
+    pub redis_timeout: Duration,
+}
+
+/// A GCRA quota: `per_minute` sustained, up to `burst` at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+impl Quota {
+    /// Time between two requests at the sustained rate.
+    pub fn emission_interval(&self) -> Duration {
+        Duration::from_secs(60) / self.per_minute
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +171,82 @@ impl Config {
             return Err(ConfigError { name: "DATABASE_MAX_CONNECTIONS", reason: "must be at least 1".into() });
         }
         let timeout_ms: u64 = parse("HEALTH_CHECK_TIMEOUT_MS", &get("HEALTH_CHECK_TIMEOUT_MS", "2000"))?;
+        let opt = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let supabase_url = match opt("SUPABASE_URL") {
+            Some(url) => {
+                require_scheme("SUPABASE_URL", &url, &["http://", "https://"])?;
+                Some(url.trim_end_matches('/').to_owned())
+            }
+            None => None,
+        };
+        let jwt_secret = match opt("SUPABASE_JWT_SECRET") {
+            Some(secret) if secret.len() < 32 => {
+                return Err(ConfigError { name: "SUPABASE_JWT_SECRET", reason: "must be at least 32 bytes".into() })
+            }
+            Some(secret) => Some(SecretString::from(secret)),
+            None => None,
+        };
+        let jwks_url = match opt("SUPABASE_JWKS_URL") {
+            Some(url) => {
+                require_scheme("SUPABASE_JWKS_URL", &url, &["http://", "https://"])?;
+                Some(url)
+            }
+            None => supabase_url.as_ref().map(|u| format!("{u}/auth/v1/.well-known/jwks.json")),
+        };
+        let ttl: u64 = parse("JWKS_CACHE_TTL_SECONDS", &get("JWKS_CACHE_TTL_SECONDS", "600"))?;
+        if !(1..=600).contains(&ttl) {
+            return Err(ConfigError { name: "JWKS_CACHE_TTL_SECONDS", reason: "must be between 1 and 600".into() });
+        }
+        let refetch_ms: u64 = parse("JWKS_MIN_REFETCH_INTERVAL_MS", &get("JWKS_MIN_REFETCH_INTERVAL_MS", "10000"))?;
+        let auth = AuthConfig {
+            supabase_url,
+            jwt_secret,
+            jwks_url,
+            leeway_seconds: parse("JWT_LEEWAY_SECONDS", &get("JWT_LEEWAY_SECONDS", "10"))?,
+            jwks_cache_ttl: Duration::from_secs(ttl),
+            jwks_min_refetch_interval: Duration::from_millis(refetch_ms),
+            verified_cache_size: parse("JWT_CACHE_SIZE", &get("JWT_CACHE_SIZE", "10000"))?,
+        };
+
+        let cors_allowed_origins = parse_origins(&get("CORS_ALLOWED_ORIGINS", ""))?;
+        let body_limit_bytes: usize = parse("BODY_LIMIT_BYTES", &get("BODY_LIMIT_BYTES", "1048576"))?;
+        if body_limit_bytes == 0 {
+            return Err(ConfigError { name: "BODY_LIMIT_BYTES", reason: "must be at least 1".into() });
+        }
+        let request_timeout_ms: u64 = parse("REQUEST_TIMEOUT_MS", &get("REQUEST_TIMEOUT_MS", "15000"))?;
+        if request_timeout_ms == 0 {
+            return Err(ConfigError { name: "REQUEST_TIMEOUT_MS", reason: "must be at least 1".into() });
+        }
+        let http = HttpConfig {
+            cors_allowed_origins,
+            body_limit_bytes,
+            request_timeout: Duration::from_millis(request_timeout_ms),
+            trust_x_forwarded_for: parse_bool("TRUST_X_FORWARDED_FOR", &get("TRUST_X_FORWARDED_FOR", "false"))?,
+        };
+
+        let positive = |name: &'static str, default: &str| -> Result<u32, ConfigError> {
+            let n: u32 = parse(name, &get(name, default))?;
+            if n == 0 {
+                return Err(ConfigError { name, reason: "must be at least 1".into() });
+            }
+            Ok(n)
+        };
+        let rate_limit = RateLimitConfig {
+            ip: Quota {
+                per_minute: positive("RATE_LIMIT_IP_PER_MINUTE", "600")?,
+                burst: positive("RATE_LIMIT_IP_BURST", "100")?,
+            },
+            user: Quota {
+                per_minute: positive("RATE_LIMIT_USER_PER_MINUTE", "300")?,
+                burst: positive("RATE_LIMIT_USER_BURST", "60")?,
+            },
+            redis_prefix: get("RATE_LIMIT_REDIS_PREFIX", "careplane:ratelimit"),
+            redis_timeout: Duration::from_millis(
+                positive("RATE_LIMIT_REDIS_TIMEOUT_MS", "200")?.into(),
+            ),
+        };
+
         Ok(Config {
             database_url: database_url.into(),
             database_max_connections,
@@ -81,6 +254,9 @@ impl Config {
             bind_addr: parse("BIND_ADDR", &get("BIND_ADDR", DEFAULT_BIND_ADDR))?,
             log_format: parse("LOG_FORMAT", &get("LOG_FORMAT", "text"))?,
             health_check_timeout: Duration::from_millis(timeout_ms),
+            auth,
+            http,
+            rate_limit,
         })
     }
 
@@ -100,6 +276,37 @@ where
     T::Err: std::fmt::Display,
 {
     value.parse().map_err(|e: T::Err| ConfigError { name, reason: format!("{value:?}: {e}") })
+}
+
+fn parse_bool(name: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(ConfigError { name, reason: format!("{value:?}: expected true or false") }),
+    }
+}
+
+fn parse_origins(value: &str) -> Result<CorsOrigins, ConfigError> {
+    let name = "CORS_ALLOWED_ORIGINS";
+    if value.trim() == "*" {
+        return Ok(CorsOrigins::Any);
+    }
+    let mut origins = Vec::new();
+    for origin in value.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+        let rest = origin.strip_prefix("https://").or_else(|| origin.strip_prefix("http://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains('/') && axum::http::HeaderValue::from_str(origin).is_ok() => {
+                origins.push(origin.to_owned())
+            }
+            _ => {
+                return Err(ConfigError {
+                    name,
+                    reason: format!("{origin:?}: expected an origin like https://app.example.com (scheme and host, no path)"),
+                })
+            }
+        }
+    }
+    Ok(CorsOrigins::List(origins))
 }
 
 fn require_scheme(name: &'static str, value: &str, schemes: &[&str]) -> Result<(), ConfigError> {
@@ -154,6 +361,43 @@ mod tests {
         assert!(!err.to_string().contains("hunter2"));
         assert_eq!(config(&[("LOG_FORMAT", "xml")]).unwrap_err().name, "LOG_FORMAT");
         assert_eq!(config(&[("DATABASE_MAX_CONNECTIONS", "0")]).unwrap_err().name, "DATABASE_MAX_CONNECTIONS");
+        assert_eq!(config(&[("SUPABASE_URL", "abc.supabase.co")]).unwrap_err().name, "SUPABASE_URL");
+        assert_eq!(config(&[("SUPABASE_JWKS_URL", "ftp://x")]).unwrap_err().name, "SUPABASE_JWKS_URL");
+        assert_eq!(config(&[("JWKS_CACHE_TTL_SECONDS", "3600")]).unwrap_err().name, "JWKS_CACHE_TTL_SECONDS");
+        assert_eq!(config(&[("CORS_ALLOWED_ORIGINS", "https://a.example/path")]).unwrap_err().name, "CORS_ALLOWED_ORIGINS");
+        assert_eq!(config(&[("RATE_LIMIT_USER_BURST", "0")]).unwrap_err().name, "RATE_LIMIT_USER_BURST");
+        assert_eq!(config(&[("TRUST_X_FORWARDED_FOR", "maybe")]).unwrap_err().name, "TRUST_X_FORWARDED_FOR");
+        assert_eq!(config(&[("REQUEST_TIMEOUT_MS", "soon")]).unwrap_err().name, "REQUEST_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn short_jwt_secret_is_refused_without_echoing_it() {
+        let err = config(&[("SUPABASE_JWT_SECRET", "tooshort-hunter2")]).unwrap_err();
+        assert_eq!(err.name, "SUPABASE_JWT_SECRET");
+        assert!(!err.to_string().contains("hunter2"));
+    }
+
+    #[test]
+    fn serving_needs_a_key_source_and_says_which_variables_provide_one() {
+        let c = config(&[]).unwrap();
+        let err = c.auth.require_key_source().unwrap_err();
+        assert_eq!(err.name, "SUPABASE_JWT_SECRET");
+        assert!(err.to_string().contains("SUPABASE_JWKS_URL"));
+        let c = config(&[("SUPABASE_URL", "https://abc.supabase.co/")]).unwrap();
+        c.auth.require_key_source().unwrap();
+        assert_eq!(c.auth.jwks_url.as_deref(), Some("https://abc.supabase.co/auth/v1/.well-known/jwks.json"));
+        assert_eq!(c.auth.expected_issuer().as_deref(), Some("https://abc.supabase.co/auth/v1"));
+    }
+
+    #[test]
+    fn cors_origins_parse_as_list_or_any() {
+        let c = config(&[("CORS_ALLOWED_ORIGINS", "https://app.example.com, http://localhost:3000")]).unwrap();
+        assert_eq!(
+            c.http.cors_allowed_origins,
+            CorsOrigins::List(vec!["https://app.example.com".into(), "http://localhost:3000".into()])
+        );
+        assert_eq!(config(&[("CORS_ALLOWED_ORIGINS", "*")]).unwrap().http.cors_allowed_origins, CorsOrigins::Any);
+        assert_eq!(config(&[]).unwrap().http.cors_allowed_origins, CorsOrigins::List(vec![]));
     }
 
     #[test]

@@ -6,21 +6,22 @@ use std::ops::Deref;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use axum::Router;
 use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
 
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod http;
+pub mod metrics;
+pub mod ratelimit;
 pub mod redis_conn;
 
 pub use config::Config;
 pub use error::AppError;
+pub use http::app;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -32,6 +33,9 @@ pub struct Inner {
     pub config: Config,
     pub db: PgPool,
     pub redis: redis_conn::Redis,
+    pub verifier: auth::Verifier,
+    pub rate_limiter: ratelimit::RateLimiter,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
 }
 
 impl Deref for AppState {
@@ -54,18 +58,9 @@ impl AppState {
             .connect_lazy_with(options);
         let redis = redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
             .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?;
-        Ok(AppState(Arc::new(Inner { config, db, redis })))
+        let metrics = metrics::install();
+        let verifier = auth::Verifier::new(&config.auth);
+        let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics })))
     }
-}
-
-/// The whole HTTP service.
-pub fn app(state: AppState) -> Router {
-    Router::new()
-        .merge(http::health::routes())
-        .fallback(|| async { AppError::NotFound("no such route".into()) })
-        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
-        .with_state(state)
-        .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http())
-        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -1,9 +1,11 @@
-//! `careplane-companion`: reads config, wires, serves. Also the migration runner.
+//! `careplane-companion`: reads config, wires, serves. Also the migration runner and the
+//! development token minter.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use careplane_companion::auth::token;
 use careplane_companion::config::LogFormat;
 use careplane_companion::db::migrate;
 use careplane_companion::{app, AppState, Config};
@@ -34,6 +36,22 @@ enum Command {
         #[arg(long)]
         seed: Option<PathBuf>,
     },
+    /// Print a development access token signed with SUPABASE_JWT_SECRET (HS256), shaped like a
+    /// Supabase token after careplane's custom access token hook.
+    Token {
+        /// The user's id (`sub`).
+        #[arg(long)]
+        sub: uuid::Uuid,
+        /// careplane role, written to the `user_role` and `user_roles` claims.
+        #[arg(long, value_parser = ["patient", "clinician", "dispatcher", "admin"])]
+        role: String,
+        /// `email` claim.
+        #[arg(long)]
+        email: Option<String>,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+    },
 }
 
 fn main() -> ExitCode {
@@ -45,12 +63,32 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Token { sub, role, email, ttl }) = &cli.command {
+        let request = token::DevToken { sub: *sub, user_role: role, email: email.as_deref(), ttl_seconds: *ttl };
+        return match token::mint(&config.auth, &request) {
+            Ok(jwt) => {
+                println!("{jwt}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("careplane-companion: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
+    if matches!(cli.command, None | Some(Command::Serve)) {
+        if let Err(e) = config.auth.require_key_source() {
+            eprintln!("careplane-companion: {e}");
+            return ExitCode::from(2);
+        }
+    }
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate { dir, compat, seed } => run_migrations(&config, &dir, compat, seed).await,
+            Command::Token { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
@@ -76,10 +114,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let bind = config.bind_addr;
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("BIND_ADDR {bind}: cannot listen"))?;
     let addr = listener.local_addr()?;
-    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
+    let state = AppState::from_config(config.clone())?;
+    let router = app(state);
+    let shutdown = shutdown_signal()?;
     print_banner(&config, addr);
-    let state = AppState::from_config(config)?;
-    axum::serve(listener, app(state).into_make_service_with_connect_info::<std::net::SocketAddr>())
+    axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
     tracing::info!("stopped");
@@ -88,10 +127,20 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 fn print_banner(config: &Config, addr: std::net::SocketAddr) {
     let base = format!("http://{addr}");
+    let auth = &config.auth;
+    let keys = match (&auth.jwt_secret, &auth.jwks_url) {
+        (Some(_), Some(url)) => format!("HS256 secret + signing keys from {url}"),
+        (Some(_), None) => "HS256 secret (SUPABASE_JWT_SECRET)".to_owned(),
+        (None, Some(url)) => format!("signing keys from {url} (HS256 tokens refused)"),
+        (None, None) => "none".to_owned(),
+    };
+    let issuer = auth.expected_issuer().unwrap_or_else(|| "not checked (SUPABASE_URL unset)".into());
     println!(
         "\n  careplane-companion {version}\n\n  \
          listening   {base}\n  \
          health      {base}/health   {base}/health/detailed\n  \
+         api         {base}/v1/me   {base}/openapi.json   {base}/metrics\n  \
+         tokens      {keys}; issuer {issuer}\n  \
          database    {db}\n  \
          redis       {redis}\n  \
          providers   Paystack, Twilio, SendGrid: not wired in this version (nothing is sent)\n\n  \
@@ -100,21 +149,38 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
         db = config.database_url_redacted(),
         redis = config.redis_url_redacted(),
     );
+    if auth.jwt_secret.is_some() {
+        println!(
+            "  A development token (HS256, signed with this SUPABASE_JWT_SECRET):\n    \
+             careplane-companion token --sub <user uuid> --role patient|clinician|dispatcher|admin\n  \
+             Under `make run`, which generated the secret, from another shell in the repository:\n    \
+             TOKEN=$(scripts/dev.sh token --sub $(cat /proc/sys/kernel/random/uuid) --role patient)\n    \
+             curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/me\n"
+        );
+    }
 }
 
-/// Registers SIGTERM and SIGINT now (so a signal that arrives right after start-up is not lost
-/// to the default handler) and resolves when either arrives.
-fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    Ok(async move {
-        tokio::select! {
-            _ = terminate.recv() => {}
-            _ = interrupt.recv() => {}
-        }
-        tracing::info!("shutdown signal received; finishing in-flight requests");
-    })
+/// Registers the SIGTERM / SIGINT handlers now (before the banner says we are up, so a
+/// signal sent right after it is never lost to the default action) and returns the future
+/// that resolves on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).context("install the SIGTERM handler")?;
+        let mut interrupt = signal(SignalKind::interrupt()).context("install the SIGINT handler")?;
+        Ok(async move {
+            tokio::select! { _ = terminate.recv() => {}, _ = interrupt.recv() => {} }
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
+    }
 }
 
 async fn run_migrations(

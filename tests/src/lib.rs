@@ -78,11 +78,18 @@ impl Drop for TestDb {
     }
 }
 
+pub mod jwt;
+
+/// The HS256 secret companions spawned by the tests use unless the test configures keys itself.
+pub const TEST_JWT_SECRET: &str = "careplane-e2e-test-secret-not-for-production-0123456789";
+
 /// The companion binary running as a child process; killed when dropped.
 pub struct Companion {
     pub child: Child,
     /// `http://127.0.0.1:<port>`
     pub base: String,
+    /// Its stderr (the logs), line by line, when started with [`Companion::spawn_with_logs`].
+    pub logs: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
 }
 
 pub fn companion_bin() -> PathBuf {
@@ -95,18 +102,43 @@ pub fn companion_bin() -> PathBuf {
 
 impl Companion {
     /// Starts `careplane-companion serve` on a free port with `env` added to a clean
-    /// environment, and waits for its banner.
+    /// environment, and waits for its banner. Unless `env` configures token keys itself
+    /// (`SUPABASE_JWT_SECRET`, `SUPABASE_URL` or `SUPABASE_JWKS_URL`), the companion gets
+    /// [`TEST_JWT_SECRET`], since it refuses to serve without keys.
     pub async fn spawn(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start(env, false).await
+    }
+
+    /// Like [`Companion::spawn`], collecting stderr (the logs) into `logs`.
+    pub async fn spawn_with_logs(env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start(env, true).await
+    }
+
+    async fn start(env: &[(&str, &str)], capture_logs: bool) -> anyhow::Result<Self> {
         let mut cmd = Command::new(companion_bin());
-        cmd.arg("serve")
-            .env_clear()
-            .env("BIND_ADDR", "127.0.0.1:0")
-            .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
+        cmd.arg("serve").env_clear().env("BIND_ADDR", "127.0.0.1:0").env("RUST_LOG", "warn");
+        let has_keys = env.iter().any(|(k, _)| ["SUPABASE_JWT_SECRET", "SUPABASE_URL", "SUPABASE_JWKS_URL"].contains(k));
+        if !has_keys {
+            cmd.env("SUPABASE_JWT_SECRET", TEST_JWT_SECRET);
+        }
+        cmd.envs(env.iter().copied())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(if capture_logs { Stdio::piped() } else { Stdio::inherit() })
             .kill_on_drop(true);
         let mut child = cmd.spawn().context("spawn careplane-companion")?;
+        let logs = if capture_logs {
+            let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = logs.clone();
+            let mut stderr = BufReader::new(child.stderr.take().expect("piped stderr")).lines();
+            tokio::spawn(async move {
+                while let Ok(Some(line)) = stderr.next_line().await {
+                    sink.lock().expect("log lock").push(line);
+                }
+            });
+            Some(logs)
+        } else {
+            None
+        };
         let stdout = child.stdout.take().expect("piped stdout");
         let mut lines = BufReader::new(stdout).lines();
         let base = tokio::time::timeout(Duration::from_secs(20), async {
@@ -121,7 +153,7 @@ impl Companion {
         .context("careplane-companion did not start within 20 s")??;
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Companion { child, base })
+        Ok(Companion { child, base, logs })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -171,4 +203,49 @@ pub async fn create_user(conn: &mut PgConnection, role: &str) -> anyhow::Result<
             .await?;
     }
     Ok(id)
+}
+
+/// A Redis of the test's own, so stopping it disturbs nothing else.
+pub struct PrivateRedis {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    pub fn start(port: u16) -> Self {
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return PrivateRedis { port, child };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("private redis-server did not listen on {port}");
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A Redis key prefix no other test uses, so tests sharing the local Redis never share limits.
+pub fn unique_prefix() -> String {
+    format!("careplane-test:{}", uuid::Uuid::new_v4().simple())
 }

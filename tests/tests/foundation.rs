@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use careplane_companion::db::migrate::{self, MigrateError};
-use careplane_tests::{free_port, redis_url, workspace_root, Companion, TestDb};
+use careplane_tests::{free_port, redis_url, workspace_root, Companion, PrivateRedis, TestDb};
 use serde_json::Value;
 
 async fn get(url: &str) -> (u16, Value) {
@@ -35,45 +35,11 @@ async fn health_detailed_reports_database_extension_and_redis_ok() {
     assert_eq!(body["failing"], serde_json::json!([]));
 }
 
-/// A Redis of the test's own, so stopping it disturbs nothing else.
-struct PrivateRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return PrivateRedis { port, child };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("private redis-server did not listen on {port}");
-    }
-
-    fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test]
 async fn redis_going_down_turns_detailed_health_503_naming_redis_and_health_still_answers() {
     let db = TestDb::migrated().await.unwrap();
     let mut redis = PrivateRedis::start(free_port());
-    let redis_url = format!("redis://127.0.0.1:{}", redis.port);
+    let redis_url = redis.url();
     let app = Companion::spawn(&[
         ("DATABASE_URL", &db.url),
         ("REDIS_URL", &redis_url),

@@ -37,7 +37,7 @@ pub enum MigrateError {
     #[error("{0} and {1} have the same version")]
     DuplicateVersion(PathBuf, PathBuf),
     #[error("{path}: {error}")]
-    Failed { path: PathBuf, error: SqlError },
+    Failed { path: PathBuf, error: Box<SqlError> },
     #[error("migration bookkeeping failed: {0}")]
     Database(#[from] sqlx::Error),
 }
@@ -176,7 +176,7 @@ async fn apply_locked(conn: &mut PgConnection, migrations: &[Migration]) -> Resu
         if let Err(e) = sqlx::raw_sql(&m.sql).execute(&mut *tx).await {
             let error = SqlError::from_sqlx(e, &m.sql);
             drop(tx); // rolls back
-            return Err(MigrateError::Failed { path: m.path.clone(), error });
+            return Err(MigrateError::Failed { path: m.path.clone(), error: Box::new(error) });
         }
         sqlx::query("insert into supabase_migrations.schema_migrations (version, statements, name) values ($1, $2, $3)")
             .bind(&m.version)
@@ -196,7 +196,7 @@ pub async fn run_file(conn: &mut PgConnection, path: &Path) -> Result<(), Migrat
     let sql = std::fs::read_to_string(path).map_err(|source| MigrateError::Io { path: path.to_owned(), source })?;
     let mut tx = conn.begin().await?;
     if let Err(e) = sqlx::raw_sql(&sql).execute(&mut *tx).await {
-        return Err(MigrateError::Failed { path: path.to_owned(), error: SqlError::from_sqlx(e, &sql) });
+        return Err(MigrateError::Failed { path: path.to_owned(), error: Box::new(SqlError::from_sqlx(e, &sql)) });
     }
     tx.commit().await?;
     Ok(())
@@ -218,7 +218,7 @@ pub async fn seed(conn: &mut PgConnection, path: &Path, key: &str) -> Result<boo
         return Ok(false);
     }
     if let Err(e) = sqlx::raw_sql(&sql).execute(&mut *tx).await {
-        return Err(MigrateError::Failed { path: path.to_owned(), error: SqlError::from_sqlx(e, &sql) });
+        return Err(MigrateError::Failed { path: path.to_owned(), error: Box::new(SqlError::from_sqlx(e, &sql)) });
     }
     sqlx::query(
         "insert into supabase_migrations.seed_files (path, hash) values ($1, $2)

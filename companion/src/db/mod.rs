@@ -1,4 +1,6 @@
-//! Database work that is not a request: migrations, the compat layer, seeds.
+//! Database access: user work as PostgREST runs it (`user`), and work that is not a request
+//! (migrations, the compat layer, seeds).
 
 pub mod migrate;
 pub mod statements;
+pub mod user;

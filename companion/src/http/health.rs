@@ -4,6 +4,10 @@
 //! balancer does not pull every instance when a shared dependency blips. `/health/detailed`
 //! checks the database, the `careplane` extension and Redis concurrently, each bounded by
 //! `HEALTH_CHECK_TIMEOUT_MS`, and answers 503 naming what is down.
+//!
+//! These two bodies are the one documented exception to the response envelope: their shape
+//! is fixed by the foundation issue and load balancers / probes read them as they are.
+//! `rate_limiter` was added beside the existing fields (nothing else changed).
 
 use std::future::Future;
 use std::time::Instant;
@@ -11,27 +15,25 @@ use std::time::Instant;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::AppState;
 
-pub fn routes() -> Router<AppState> {
-    Router::new().route("/health", get(health)).route("/health/detailed", get(detailed))
-}
-
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Health {
     pub status: &'static str,
     pub version: &'static str,
 }
 
-async fn health() -> Json<Health> {
+/// Liveness: answers while the process serves HTTP; touches no dependency.
+#[utoipa::path(get, path = "/health", tag = "operations", responses((status = 200, body = Health, description = "the process serves HTTP")))]
+pub async fn health() -> Json<Health> {
     Json(Health { status: "ok", version: crate::VERSION })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Check {
     /// `ok` or `down`.
     pub status: &'static str,
@@ -42,14 +44,14 @@ pub struct Check {
     pub error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Checks {
     pub database: Check,
     pub extension: Check,
     pub redis: Check,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Detailed {
     /// `ok` when every check passed, else `unavailable`.
     pub status: &'static str,
@@ -57,6 +59,15 @@ pub struct Detailed {
     pub checks: Checks,
     /// Names of the checks that failed, e.g. `["redis"]`.
     pub failing: Vec<&'static str>,
+    pub rate_limiter: RateLimiterHealth,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RateLimiterHealth {
+    /// `redis` (limits shared by every instance) or `local` (per instance, Redis unreachable).
+    pub backend: &'static str,
+    /// `ok`, or `degraded` while the local fallback decides.
+    pub status: &'static str,
 }
 
 async fn timed<F>(timeout: std::time::Duration, fut: F) -> Check
@@ -75,7 +86,18 @@ where
     }
 }
 
-async fn detailed(State(state): State<AppState>) -> Response {
+/// Readiness: database, the careplane extension and Redis, each bounded by
+/// `HEALTH_CHECK_TIMEOUT_MS`; 503 naming what is down.
+#[utoipa::path(
+    get,
+    path = "/health/detailed",
+    tag = "operations",
+    responses(
+        (status = 200, body = Detailed, description = "every dependency answers"),
+        (status = 503, body = Detailed, description = "`failing` names what is down"),
+    )
+)]
+pub async fn detailed(State(state): State<AppState>) -> Response {
     let timeout = state.config.health_check_timeout;
     let db = &state.db;
     let (database, extension, redis) = tokio::join!(
@@ -94,6 +116,12 @@ async fn detailed(State(state): State<AppState>) -> Response {
         }),
         timed(timeout, async { state.redis.ping().await.map(|()| None) }),
     );
+    let degraded = state.rate_limiter.is_degraded() || redis.status != "ok";
+    let rate_limiter = if degraded {
+        RateLimiterHealth { backend: "local", status: "degraded" }
+    } else {
+        RateLimiterHealth { backend: "redis", status: "ok" }
+    };
     let checks = Checks { database, extension, redis };
     let failing: Vec<&'static str> = [
         ("database", &checks.database),
@@ -110,5 +138,5 @@ async fn detailed(State(state): State<AppState>) -> Response {
         tracing::warn!(?failing, "health check failed");
         ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
     };
-    (code, Json(Detailed { status, version: crate::VERSION, checks, failing })).into_response()
+    (code, Json(Detailed { status, version: crate::VERSION, checks, failing, rate_limiter })).into_response()
 }

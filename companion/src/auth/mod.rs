@@ -1,0 +1,485 @@
+//! Supabase access tokens: verification, the `AuthUser` / `ServiceRole` extractors.
+//!
+//! A token is accepted the way Supabase documents it (docs: auth/jwt-fields, auth/signing-keys):
+//! signed with the legacy HS256 secret or one of the project's asymmetric signing keys (ES256,
+//! RS256, from the JWKS, chosen by `kid`); `exp` / `nbf` checked with `JWT_LEEWAY_SECONDS` of
+//! leeway; `aud` containing `authenticated` (string or array); `iss` equal to
+//! `<SUPABASE_URL>/auth/v1` when `SUPABASE_URL` is set; `role` `authenticated` with a UUID
+//! `sub`. `service_role` keys (`iss: "supabase"`, no `aud`, no `sub`) are recognised too, but
+//! only endpoints that take the [`ServiceRole`] extractor accept them.
+//!
+//! Every rejection is a 401 whose error code names the reason ([`Reason`]).
+//!
+//! Verified tokens are remembered (by SHA-256 of the token, up to `JWT_CACHE_SIZE` of them), as
+//! Envoy's `jwt_authn` does: a client sends the same access token for up to an hour, and an
+//! ECDSA verification costs far more than the rest of a request. A remembered token is still
+//! re-checked on every use for `exp` / `nbf`, and — for ES256/RS256 — that its key is still in
+//! the (fresh) JWKS and unchanged (the JWKS generation), so expiry and key revocation take
+//! effect exactly as without the cache. Refused tokens are never remembered.
+
+pub mod jwks;
+pub mod token;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::ExposeSecret;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::config::AuthConfig;
+use crate::error::AppError;
+use crate::AppState;
+use jwks::{Jwks, Lookup};
+
+/// Why a token was refused. The code is the `error.code` of the 401.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// No `Authorization: Bearer …` header.
+    MissingToken,
+    /// Not three base64url parts, unreadable header or claims.
+    Malformed,
+    /// `alg: none` (an unsigned token).
+    AlgNone,
+    /// An algorithm careplane does not accept here: HS256 when only asymmetric keys are
+    /// configured (algorithm confusion), ES256/RS256 without a JWKS, anything else at all, or
+    /// a key whose type does not match the token's `alg`.
+    AlgorithmNotAllowed,
+    /// The `kid` is not in the project's JWKS, even after a refetch.
+    UnknownKid,
+    BadSignature,
+    Expired,
+    NotYetValid,
+    WrongAudience,
+    WrongIssuer,
+    /// A claim Supabase always sets is missing or has the wrong type (`sub`, `role`, `exp`…).
+    InvalidClaims,
+    /// The JWKS has never been fetched successfully, so ES256/RS256 tokens cannot be checked.
+    KeysUnavailable,
+}
+
+impl Reason {
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::MissingToken => "missing_token",
+            Reason::Malformed => "malformed_token",
+            Reason::AlgNone => "alg_none",
+            Reason::AlgorithmNotAllowed => "algorithm_not_allowed",
+            Reason::UnknownKid => "unknown_kid",
+            Reason::BadSignature => "bad_signature",
+            Reason::Expired => "token_expired",
+            Reason::NotYetValid => "token_not_yet_valid",
+            Reason::WrongAudience => "wrong_audience",
+            Reason::WrongIssuer => "wrong_issuer",
+            Reason::InvalidClaims => "invalid_claims",
+            Reason::KeysUnavailable => "signing_keys_unavailable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct AuthError {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl AuthError {
+    fn new(reason: Reason, message: impl Into<String>) -> Self {
+        AuthError { reason, message: message.into() }
+    }
+
+    pub fn http_status(&self) -> StatusCode {
+        match self.reason {
+            // Our problem, not the caller's: the token may well be valid.
+            Reason::KeysUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// A signed-in user, from a verified access token.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// `sub`: the user's id in `auth.users`.
+    pub id: Uuid,
+    /// `role`: the Postgres role the token acts as (always `authenticated` here).
+    pub role: String,
+    /// `user_role`: careplane's role claim (`patient`, `clinician`, `dispatcher`, `admin`),
+    /// set by `public.custom_access_token_hook`.
+    pub user_role: Option<String>,
+    /// `user_roles`: every careplane role the user holds.
+    pub user_roles: Vec<String>,
+    pub email: Option<String>,
+    /// The whole verified claim set, as `request.jwt.claims` gets it.
+    pub claims: Arc<Map<String, Value>>,
+}
+
+/// A caller holding the project's `service_role` key.
+#[derive(Debug, Clone)]
+pub struct ServiceCaller {
+    pub claims: Arc<Map<String, Value>>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User(AuthUser),
+    Service(ServiceCaller),
+}
+
+pub struct Verifier {
+    hs256: Option<DecodingKey>,
+    jwks: Option<Jwks>,
+    issuer: Option<String>,
+    leeway: u64,
+    cache: Option<VerifiedCache>,
+}
+
+/// What is remembered about a verified token.
+#[derive(Clone)]
+struct Verified {
+    principal: Principal,
+    exp: i64,
+    nbf: Option<i64>,
+    /// `kid` and JWKS generation, for ES256/RS256 tokens.
+    signing_key: Option<(String, u64)>,
+}
+
+struct VerifiedCache {
+    capacity: usize,
+    entries: Mutex<HashMap<[u8; 32], Verified>>,
+}
+
+impl VerifiedCache {
+    fn get(&self, digest: &[u8; 32]) -> Option<Verified> {
+        self.entries.lock().expect("verified cache lock").get(digest).cloned()
+    }
+
+    fn remove(&self, digest: &[u8; 32]) {
+        self.entries.lock().expect("verified cache lock").remove(digest);
+    }
+
+    fn insert(&self, digest: [u8; 32], verified: Verified, now: i64) {
+        let mut entries = self.entries.lock().expect("verified cache lock");
+        if entries.len() >= self.capacity {
+            entries.retain(|_, v| v.exp >= now);
+            if entries.len() >= self.capacity {
+                entries.clear();
+            }
+        }
+        entries.insert(digest, verified);
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+impl Verifier {
+    pub fn new(config: &AuthConfig) -> Self {
+        Verifier {
+            hs256: config.jwt_secret.as_ref().map(|s| DecodingKey::from_secret(s.expose_secret().as_bytes())),
+            jwks: config
+                .jwks_url
+                .clone()
+                .map(|url| Jwks::new(url, config.jwks_cache_ttl, config.jwks_min_refetch_interval)),
+            issuer: config.expected_issuer(),
+            leeway: config.leeway_seconds,
+            cache: (config.verified_cache_size > 0).then(|| VerifiedCache {
+                capacity: config.verified_cache_size,
+                entries: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn jwks(&self) -> Option<&Jwks> {
+        self.jwks.as_ref()
+    }
+
+    pub fn has_hs256(&self) -> bool {
+        self.hs256.is_some()
+    }
+
+    /// Verifies a compact JWS and returns who it speaks for.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        let Some(cache) = &self.cache else {
+            return self.verify_uncached(token).await.map(|v| v.principal);
+        };
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = cache.get(&digest) {
+            if self.still_valid(&hit).await {
+                return Ok(hit.principal);
+            }
+            cache.remove(&digest);
+        }
+        let verified = self.verify_uncached(token).await?;
+        cache.insert(digest, verified.clone(), unix_now());
+        Ok(verified.principal)
+    }
+
+    /// Whether a remembered verification still holds: within `exp` / `nbf` (same leeway and
+    /// comparisons as jsonwebtoken), and for JWKS keys, the key still published (the JWKS is
+    /// refreshed when stale, as for any token) and unchanged since.
+    async fn still_valid(&self, v: &Verified) -> bool {
+        let now = unix_now();
+        let leeway = self.leeway as i64;
+        if v.exp < now - leeway || v.nbf.is_some_and(|nbf| nbf > now + leeway) {
+            return false;
+        }
+        match (&v.signing_key, &self.jwks) {
+            (None, _) => true,
+            (Some((kid, generation)), Some(jwks)) => {
+                matches!(jwks.key(kid).await, Lookup::Found(_)) && jwks.generation() == *generation
+            }
+            (Some(_), None) => false,
+        }
+    }
+
+    async fn verify_uncached(&self, token: &str) -> Result<Verified, AuthError> {
+        let generation = self.jwks.as_ref().map(Jwks::generation).unwrap_or(0);
+        let header = read_header(token)?;
+        let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+        if alg.eq_ignore_ascii_case("none") {
+            return Err(AuthError::new(Reason::AlgNone, "unsigned tokens (alg none) are refused"));
+        }
+        let (algorithm, owned_key);
+        let mut signing_key = None;
+        let key: &DecodingKey = match alg {
+            "HS256" => match (&self.hs256, &self.jwks) {
+                (Some(key), _) => {
+                    algorithm = Algorithm::HS256;
+                    key
+                }
+                (None, Some(_)) => {
+                    return Err(AuthError::new(
+                        Reason::AlgorithmNotAllowed,
+                        "HS256 tokens are not accepted: this project verifies with asymmetric signing keys only",
+                    ))
+                }
+                (None, None) => return Err(AuthError::new(Reason::AlgorithmNotAllowed, "no HS256 secret configured")),
+            },
+            "ES256" | "RS256" => {
+                let Some(jwks) = &self.jwks else {
+                    return Err(AuthError::new(
+                        Reason::AlgorithmNotAllowed,
+                        format!("{alg} tokens are not accepted: no JWKS configured"),
+                    ));
+                };
+                let Some(kid) = header.get("kid").and_then(Value::as_str) else {
+                    return Err(AuthError::new(Reason::UnknownKid, "the token has no kid"));
+                };
+                match jwks.key(kid).await {
+                    Lookup::Found(k) => {
+                        let wanted = if alg == "ES256" { Algorithm::ES256 } else { Algorithm::RS256 };
+                        if k.algorithm != wanted {
+                            return Err(AuthError::new(
+                                Reason::AlgorithmNotAllowed,
+                                format!("key {kid} is not an {alg} key"),
+                            ));
+                        }
+                        algorithm = wanted;
+                        owned_key = k.key;
+                        signing_key = Some((kid.to_owned(), generation));
+                        &owned_key
+                    }
+                    Lookup::Unknown => {
+                        return Err(AuthError::new(Reason::UnknownKid, "the token's kid is not among the project's signing keys"))
+                    }
+                    Lookup::Unavailable(why) => {
+                        tracing::warn!(error = %why, "cannot verify an asymmetric token: no JWKS");
+                        return Err(AuthError::new(Reason::KeysUnavailable, "signing keys are unavailable; try again shortly"));
+                    }
+                }
+            }
+            _ => {
+                return Err(AuthError::new(
+                    Reason::AlgorithmNotAllowed,
+                    "only HS256, ES256 and RS256 tokens are accepted",
+                ))
+            }
+        };
+
+        let mut validation = Validation::new(algorithm);
+        validation.leeway = self.leeway;
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        // Audience and issuer are checked below, where service_role keys differ from user tokens.
+        validation.validate_aud = false;
+        validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
+            let reason = match e.kind() {
+                ErrorKind::InvalidSignature => Reason::BadSignature,
+                ErrorKind::ExpiredSignature => Reason::Expired,
+                ErrorKind::ImmatureSignature => Reason::NotYetValid,
+                ErrorKind::InvalidAlgorithm => Reason::AlgorithmNotAllowed,
+                ErrorKind::MissingRequiredClaim(_) => Reason::InvalidClaims,
+                ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidRsaKey(_) => Reason::BadSignature,
+                _ => Reason::Malformed,
+            };
+            AuthError::new(reason, message_for(reason))
+        })?;
+        let exp = data.claims.get("exp").and_then(Value::as_i64);
+        let nbf = data.claims.get("nbf").and_then(Value::as_i64);
+        let principal = self.principal(data.claims)?;
+        let exp = exp.ok_or_else(|| AuthError::new(Reason::InvalidClaims, "exp is not a whole number of seconds"))?;
+        Ok(Verified { principal, exp, nbf, signing_key })
+    }
+
+    fn principal(&self, claims: Map<String, Value>) -> Result<Principal, AuthError> {
+        let role = claims
+            .get("role")
+            .and_then(Value::as_str)
+            .ok_or_else(|| AuthError::new(Reason::InvalidClaims, "the token has no role"))?
+            .to_owned();
+        let iss = claims.get("iss").and_then(Value::as_str);
+        if role == "service_role" {
+            // The project's service_role key: iss "supabase", no aud, no sub.
+            let issuer_ok = iss == Some("supabase") || (iss.is_some() && iss.map(str::to_owned) == self.issuer);
+            if !issuer_ok {
+                return Err(AuthError::new(Reason::WrongIssuer, message_for(Reason::WrongIssuer)));
+            }
+            return Ok(Principal::Service(ServiceCaller { claims: Arc::new(claims) }));
+        }
+        let audience_ok = match claims.get("aud") {
+            Some(Value::String(aud)) => aud == "authenticated",
+            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some("authenticated")),
+            _ => false,
+        };
+        if !audience_ok {
+            return Err(AuthError::new(Reason::WrongAudience, message_for(Reason::WrongAudience)));
+        }
+        if let Some(expected) = &self.issuer {
+            if iss != Some(expected.as_str()) {
+                return Err(AuthError::new(Reason::WrongIssuer, message_for(Reason::WrongIssuer)));
+            }
+        }
+        if role != "authenticated" {
+            return Err(AuthError::new(Reason::InvalidClaims, "the token's role is not authenticated"));
+        }
+        let id = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .and_then(|s| Uuid::parse_str(s).ok())
+            .ok_or_else(|| AuthError::new(Reason::InvalidClaims, "the token's sub is not a user id"))?;
+        let user_role = match claims.get("user_role") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(r)) => Some(r.clone()),
+            Some(_) => return Err(AuthError::new(Reason::InvalidClaims, "user_role is not a string")),
+        };
+        let user_roles = match claims.get("user_roles") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| AuthError::new(Reason::InvalidClaims, "user_roles is not a list of strings"))?,
+            Some(_) => return Err(AuthError::new(Reason::InvalidClaims, "user_roles is not a list of strings")),
+        };
+        let email = claims.get("email").and_then(Value::as_str).filter(|e| !e.is_empty()).map(str::to_owned);
+        Ok(Principal::User(AuthUser { id, role, user_role, user_roles, email, claims: Arc::new(claims) }))
+    }
+}
+
+fn message_for(reason: Reason) -> &'static str {
+    match reason {
+        Reason::MissingToken => "an Authorization: Bearer <access token> header is required",
+        Reason::Malformed => "the token is not a well-formed JWT",
+        Reason::AlgNone => "unsigned tokens (alg none) are refused",
+        Reason::AlgorithmNotAllowed => "the token's algorithm is not accepted",
+        Reason::UnknownKid => "the token's kid is not among the project's signing keys",
+        Reason::BadSignature => "the token's signature does not verify",
+        Reason::Expired => "the token has expired",
+        Reason::NotYetValid => "the token is not valid yet (nbf)",
+        Reason::WrongAudience => "the token's audience is not authenticated",
+        Reason::WrongIssuer => "the token was not issued by this project's Supabase Auth",
+        Reason::InvalidClaims => "the token's claims are not those of a Supabase access token",
+        Reason::KeysUnavailable => "signing keys are unavailable; try again shortly",
+    }
+}
+
+/// The JOSE header of a compact JWS, without trusting anything in it yet.
+fn read_header(token: &str) -> Result<Map<String, Value>, AuthError> {
+    let malformed = || AuthError::new(Reason::Malformed, message_for(Reason::Malformed));
+    let mut parts = token.split('.');
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(malformed());
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed())?;
+    serde_json::from_slice(&bytes).map_err(|_| malformed())
+}
+
+/// The bearer token of a request, if any. `Ok(None)`: no Authorization header at all.
+pub fn bearer(parts: &axum::http::HeaderMap) -> Result<Option<&str>, AuthError> {
+    let Some(value) = parts.get(header::AUTHORIZATION) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| AuthError::new(Reason::Malformed, message_for(Reason::Malformed)))?;
+    let mut it = value.splitn(2, ' ');
+    match (it.next(), it.next()) {
+        (Some(scheme), Some(token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(AuthError::new(Reason::Malformed, "the Authorization header is not Bearer <token>")),
+    }
+}
+
+/// The outcome of checking a request's token, computed once per request (by the rate-limit
+/// middleware, which needs the user id) and stored in the request's extensions.
+#[derive(Clone)]
+pub struct Authenticated(pub Result<Principal, AuthError>);
+
+/// Verifies the request's token, or reuses the outcome an earlier layer stored.
+pub async fn authenticate(parts: &mut Parts, state: &AppState) -> Result<Principal, AuthError> {
+    if let Some(Authenticated(outcome)) = parts.extensions.get::<Authenticated>() {
+        return outcome.clone();
+    }
+    let outcome = match bearer(&parts.headers) {
+        Ok(Some(token)) => state.verifier.verify(token).await,
+        Ok(None) => Err(AuthError::new(Reason::MissingToken, message_for(Reason::MissingToken))),
+        Err(e) => Err(e),
+    };
+    parts.extensions.insert(Authenticated(outcome.clone()));
+    outcome
+}
+
+/// Counts a refusal (only where an endpoint actually required the token).
+fn refused(e: AuthError) -> AppError {
+    metrics::counter!("careplane_auth_rejections_total", "reason" => e.reason.code()).increment(1);
+    AppError::Auth(e)
+}
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match authenticate(parts, state).await.map_err(refused)? {
+            Principal::User(user) => Ok(user),
+            Principal::Service(_) => Err(AppError::forbidden(
+                "user_token_required",
+                "this endpoint acts for a signed-in user; service_role tokens are not accepted",
+            )),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ServiceRole {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        match authenticate(parts, state).await.map_err(refused)? {
+            Principal::Service(caller) => Ok(ServiceRole(caller)),
+            Principal::User(_) => Err(AppError::forbidden(
+                "service_role_required",
+                "this endpoint is for the project's service_role key only",
+            )),
+        }
+    }
+}
+
+/// Extractor for endpoints that only the service role may call.
+pub struct ServiceRole(pub ServiceCaller);
