@@ -44,6 +44,15 @@ fn base_env(redis: &str, prefix: &str) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Settings for a companion that trusts `jwks` and re-reads it every second (for rotation tests).
+fn fast_jwks_env(jwks: &JwksServer) -> Vec<(&'static str, String)> {
+    let mut env = base_env(&redis_url(), &unique_prefix());
+    env.push(("SUPABASE_URL", jwks.supabase_url()));
+    env.push(("JWKS_CACHE_TTL_SECONDS", "1".into()));
+    env.push(("JWKS_MIN_REFETCH_INTERVAL_MS", "100".into()));
+    env
+}
+
 async fn spawn(env: Vec<(&'static str, String)>) -> Companion {
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     Companion::spawn(&pairs).await.unwrap()
@@ -238,11 +247,7 @@ async fn rotation_new_kid_is_fetched_and_the_old_key_works_until_removed_from_th
     let old = TestKey::load("es256-a");
     let new = TestKey::load("es256-b");
     let jwks = JwksServer::start(vec![old.jwk("old")]).await;
-    let (redis, prefix) = (redis_url(), unique_prefix());
-    let mut env = base_env(&redis, &prefix);
-    env.push(("SUPABASE_URL", jwks.supabase_url()));
-    env.push(("JWKS_CACHE_TTL_SECONDS", "1".into()));
-    env.push(("JWKS_MIN_REFETCH_INTERVAL_MS", "100".into()));
+    let env = fast_jwks_env(&jwks);
     let app = spawn(env).await;
     let sub = Uuid::new_v4();
     let claims = jwt::user_claims(&jwks.issuer(), sub, "patient");
@@ -300,11 +305,7 @@ async fn a_flood_of_unknown_kids_fetches_the_jwks_at_most_once_per_interval() {
 async fn jwks_outage_serves_the_cached_keys_and_no_keys_at_all_is_503() {
     let key = TestKey::load("rs256-a");
     let jwks = JwksServer::start(vec![key.jwk("rs")]).await;
-    let (redis, prefix) = (redis_url(), unique_prefix());
-    let mut env = base_env(&redis, &prefix);
-    env.push(("SUPABASE_URL", jwks.supabase_url()));
-    env.push(("JWKS_CACHE_TTL_SECONDS", "1".into()));
-    env.push(("JWKS_MIN_REFETCH_INTERVAL_MS", "100".into()));
+    let env = fast_jwks_env(&jwks);
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let app = Companion::spawn_with_logs(&pairs).await.unwrap();
     let sub = Uuid::new_v4();
@@ -413,11 +414,7 @@ async fn a_key_replaced_under_the_same_kid_stops_accepting_tokens_signed_by_the_
     let first = TestKey::load("es256-a");
     let second = TestKey::load("es256-b");
     let jwks = JwksServer::start(vec![first.jwk("main")]).await;
-    let (redis, prefix) = (redis_url(), unique_prefix());
-    let mut env = base_env(&redis, &prefix);
-    env.push(("SUPABASE_URL", jwks.supabase_url()));
-    env.push(("JWKS_CACHE_TTL_SECONDS", "1".into()));
-    env.push(("JWKS_MIN_REFETCH_INTERVAL_MS", "100".into()));
+    let env = fast_jwks_env(&jwks);
     let app = spawn(env).await;
     let sub = Uuid::new_v4();
     let claims = jwt::user_claims(&jwks.issuer(), sub, "patient");
