@@ -43,7 +43,7 @@ enum Command {
         #[arg(long)]
         sub: uuid::Uuid,
         /// careplane role, written to the `user_role` and `user_roles` claims.
-        #[arg(long, value_parser = ["patient", "clinician", "dispatcher", "admin"])]
+        #[arg(long, value_parser = ["patient", "doctor", "nurse", "dispatcher", "responder", "admin"])]
         role: String,
         /// `email` claim.
         #[arg(long)]
@@ -152,7 +152,7 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
     if auth.jwt_secret.is_some() {
         println!(
             "  A development token (HS256, signed with this SUPABASE_JWT_SECRET):\n    \
-             careplane-companion token --sub <user uuid> --role patient|clinician|dispatcher|admin\n  \
+             careplane-companion token --sub <user uuid> --role patient|doctor|nurse|dispatcher|responder|admin\n  \
              Under `make run`, which generated the secret, from another shell in the repository:\n    \
              TOKEN=$(scripts/dev.sh token --sub $(cat /proc/sys/kernel/random/uuid) --role patient)\n    \
              curl -s -H \"Authorization: Bearer $TOKEN\" {base}/v1/me\n"

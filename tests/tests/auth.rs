@@ -117,7 +117,7 @@ async fn es256_and_rs256_tokens_from_the_jwks_are_accepted_and_rejections_named(
     env.push(("SUPABASE_URL", jwks.supabase_url()));
     let app = spawn(env).await;
     let sub = Uuid::new_v4();
-    let claims = jwt::user_claims(&jwks.issuer(), sub, "clinician");
+    let claims = jwt::user_claims(&jwks.issuer(), sub, "doctor");
     let now = jwt::now();
 
     accepted(&app, &es.sign("es-1", &claims), sub).await;
@@ -162,7 +162,7 @@ async fn me_reports_identity_from_the_token_and_from_inside_the_database() {
     let sub = Uuid::new_v4();
     let claims = jwt::with(
         &jwt::user_claims(&jwks.issuer(), sub, "dispatcher"),
-        &[("user_roles", json!(["dispatcher", "clinician"]))],
+        &[("user_roles", json!(["dispatcher", "doctor"]))],
     );
 
     for token in [es.sign("es-1", &claims), jwt::sign_hs256(TEST_JWT_SECRET.as_bytes(), &claims)] {
@@ -174,7 +174,7 @@ async fn me_reports_identity_from_the_token_and_from_inside_the_database() {
                 "sub": sub,
                 "role": "authenticated",
                 "user_role": "dispatcher",
-                "user_roles": ["dispatcher", "clinician"],
+                "user_roles": ["dispatcher", "doctor"],
                 "email": "patient@example.test",
                 "database": {
                     "current_user": "authenticated",

@@ -112,7 +112,7 @@ pub struct AuthUser {
     pub id: Uuid,
     /// `role`: the Postgres role the token acts as (always `authenticated` here).
     pub role: String,
-    /// `user_role`: careplane's role claim (`patient`, `clinician`, `dispatcher`, `admin`),
+    /// `user_role`: careplane's role claim (`patient`, `doctor`, `nurse`, `dispatcher`, `responder`, `admin`),
     /// set by `public.custom_access_token_hook`.
     pub user_role: Option<String>,
     /// `user_roles`: every careplane role the user holds.
