@@ -52,6 +52,10 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub rate_limit: RateLimitConfig,
+    /// `LEDGER_EXPIRY_INTERVAL_SECONDS`: how often pending ledger transfers past their timeout
+    /// are voided (`private.expire_pending_transfers()`); 0 turns the sweep off (e.g. when
+    /// pg_cron runs it instead).
+    pub ledger_expiry_interval: Option<Duration>,
 }
 
 /// How access tokens are checked.
@@ -247,7 +251,10 @@ impl Config {
             ),
         };
 
+        let expiry_seconds: u64 = parse("LEDGER_EXPIRY_INTERVAL_SECONDS", &get("LEDGER_EXPIRY_INTERVAL_SECONDS", "30"))?;
+
         Ok(Config {
+            ledger_expiry_interval: (expiry_seconds > 0).then(|| Duration::from_secs(expiry_seconds)),
             database_url: database_url.into(),
             database_max_connections,
             redis_url: redis_url.into(),

@@ -18,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod ratelimit;
 pub mod redis_conn;
+pub mod workers;
 
 pub use config::Config;
 pub use error::AppError;

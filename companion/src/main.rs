@@ -115,12 +115,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("BIND_ADDR {bind}: cannot listen"))?;
     let addr = listener.local_addr()?;
     let state = AppState::from_config(config.clone())?;
+    let expiry = config.ledger_expiry_interval.map(|interval| {
+        tokio::spawn(careplane_companion::workers::ledger_expiry::run(state.db.clone(), interval))
+    });
     let router = app(state);
     let shutdown = shutdown_signal()?;
     print_banner(&config, addr);
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
+    if let Some(worker) = expiry {
+        worker.abort();
+    }
     tracing::info!("stopped");
     Ok(())
 }
