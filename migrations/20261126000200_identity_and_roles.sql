@@ -8,6 +8,7 @@ create type public.app_permission as enum (
   'roles.manage',
   'practitioners.manage',
   'appointments.read_all',
+  'appointments.book_for_patients',
   'consultations.read_all',
   'messages.read_all',
   'emergencies.read_all',
@@ -58,7 +59,7 @@ create table public.role_permissions (
 
 insert into public.role_permissions (role, permission) values
   ('admin', 'profiles.read_all'), ('admin', 'roles.manage'), ('admin', 'practitioners.manage'),
-  ('admin', 'appointments.read_all'), ('admin', 'consultations.read_all'), ('admin', 'messages.read_all'),
+  ('admin', 'appointments.read_all'), ('admin', 'appointments.book_for_patients'), ('admin', 'consultations.read_all'), ('admin', 'messages.read_all'),
   ('admin', 'emergencies.read_all'), ('admin', 'responders.read_all'), ('admin', 'ledger.read_all'),
   ('admin', 'payments.read_all'), ('admin', 'notifications.read_all'),
   ('dispatcher', 'emergencies.read_open'), ('dispatcher', 'emergencies.dispatch'),

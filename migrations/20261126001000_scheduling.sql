@@ -131,15 +131,19 @@ begin
 end
 $$;
 
+-- Books for the caller; with patient_id, for that patient: a practitioner into their own
+-- calendar, or anyone holding appointments.book_for_patients into any calendar.
 create function public.book_appointment(
   practitioner_id uuid,
   starts_at timestamptz,
   reason text default null,
-  idempotency_key text default null
+  idempotency_key text default null,
+  patient_id uuid default null
 ) returns public.appointments
 language plpgsql security definer set search_path = '' as $$
 declare
-  patient uuid := auth.uid();
+  caller uuid := auth.uid();
+  patient uuid := coalesce(book_appointment.patient_id, auth.uid());
   p public.practitioners;
   slot tstzrange;
   reasons jsonb;
@@ -149,11 +153,14 @@ declare
   consultation_id uuid;
   conversation_id uuid;
 begin
-  if patient is null then
+  if caller is null then
     raise exception 'sign in to book a consultation' using errcode = '42501';
   end if;
   if starts_at is null then
     raise exception 'starts_at is required' using errcode = '22023';
+  end if;
+  if patient <> caller and not exists (select 1 from public.profiles pr where pr.id = patient) then
+    raise exception 'no patient %', patient using errcode = 'PT404';
   end if;
   if length(reason) > 2000 or length(idempotency_key) not between 1 and 200 then
     raise exception 'reason is at most 2000 characters and idempotency_key 1 to 200' using errcode = '22023';
@@ -165,6 +172,10 @@ begin
   end if;
   if p.profile_id = patient then
     raise exception 'a practitioner cannot book a consultation with themselves' using errcode = '22023';
+  end if;
+  if patient <> caller and p.profile_id <> caller and not public.authorize('appointments.book_for_patients') then
+    raise exception 'booking for another patient needs the appointments.book_for_patients permission, or your own calendar'
+      using errcode = '42501';
   end if;
   slot := tstzrange(starts_at, starts_at + make_interval(mins => p.slot_minutes));
 
@@ -190,7 +201,7 @@ begin
 
   begin
     insert into public.appointments (patient_id, practitioner_id, period, status, reason, created_by, idempotency_key)
-    values (patient, p.id, slot, 'booked', nullif(btrim(book_appointment.reason), ''), patient, book_appointment.idempotency_key)
+    values (patient, p.id, slot, 'booked', nullif(btrim(book_appointment.reason), ''), caller, book_appointment.idempotency_key)
     returning * into booked;
   exception when exclusion_violation then
     get stacked diagnostics violated = constraint_name;
@@ -315,11 +326,11 @@ end
 $$;
 
 revoke all on all functions in schema private from public, anon, authenticated, service_role;
-revoke execute on function public.book_appointment(uuid, timestamptz, text, text),
+revoke execute on function public.book_appointment(uuid, timestamptz, text, text, uuid),
   public.reschedule_appointment(uuid, timestamptz), public.cancel_appointment(uuid, text),
   public.set_appointment_status(uuid, text)
   from public, anon;
-grant execute on function public.book_appointment(uuid, timestamptz, text, text),
+grant execute on function public.book_appointment(uuid, timestamptz, text, text, uuid),
   public.reschedule_appointment(uuid, timestamptz), public.cancel_appointment(uuid, text),
   public.set_appointment_status(uuid, text)
   to authenticated, service_role;

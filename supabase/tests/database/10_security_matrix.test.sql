@@ -25,7 +25,7 @@ insert into tests.expectations values
 ('user_roles',              'insert', $$insert into public.user_roles (user_id, role) values (auth.uid(), 'admin')$$,                                 '0','0','0','0','0','0','0','0'),
 ('user_roles',              'update', 'role',                                                                                                        '0','0','0','0','0','0','0','0'),
 ('user_roles',              'delete', null,                                                                                                          '0','0','0','0','0','0','0','0'),
-('role_permissions',        'select', null,                                                                                                          '0','15','15','15','15','15','15','15'),
+('role_permissions',        'select', null,                                                                                                          '0','16','16','16','16','16','16','16'),
 ('role_permissions',        'insert', $$insert into public.role_permissions values ('patient', 'roles.manage')$$,                                     '0','0','0','0','0','0','0','0'),
 ('role_permissions',        'update', 'permission',                                                                                                  '0','0','0','0','0','0','0','0'),
 ('role_permissions',        'delete', null,                                                                                                          '0','0','0','0','0','0','0','0'),

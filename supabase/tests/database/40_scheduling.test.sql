@@ -3,7 +3,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(36);
+select plan(41);
 
 -- Dr Obi (Lagos) works Mondays 09:00–17:00; Dr Mensah (Accra) gets Monday mornings too.
 update public.appointments set status = 'cancelled', cancellation_reason = 'fixture cleared' where status <> 'cancelled';
@@ -134,6 +134,31 @@ select is((select count(*)::int from public.available_slots('d1000000-0000-4000-
   'a cancelled slot is offered again');
 select is((public.book_appointment('d1000000-0000-4000-8000-000000000001', tests.lagos((select monday from tests.days), '11:00'))).status,
   'booked', 'and can be booked again');
+select tests.act_as_owner();
+
+-- Booking for someone else ---------------------------------------------------------------------------
+select tests.act_as('patient_a');
+select throws_ok($$select public.book_appointment('d1000000-0000-4000-8000-000000000001', tests.lagos((select monday from tests.days), '14:00'),
+                   null, null, '22222222-2222-4222-8222-222222222222')$$,
+  '42501', null, 'a patient cannot book for another patient');
+select tests.act_as_owner();
+select tests.act_as('doctor_without');
+select throws_ok($$select public.book_appointment('d1000000-0000-4000-8000-000000000001', tests.lagos((select monday from tests.days), '14:00'),
+                   null, null, '22222222-2222-4222-8222-222222222222')$$,
+  '42501', null, 'nobody books into another practitioner''s calendar without the permission');
+select tests.act_as_owner();
+select tests.act_as('doctor_with');
+select results_eq($$select patient_id, created_by from public.book_appointment('d1000000-0000-4000-8000-000000000001',
+                     tests.lagos((select monday from tests.days), '14:00'), 'follow-up', null, '22222222-2222-4222-8222-222222222222')$$,
+  $$values ('22222222-2222-4222-8222-222222222222'::uuid, '33333333-3333-4333-8333-333333333333'::uuid)$$,
+  'a practitioner books a follow-up into their own calendar, recorded as its creator');
+select tests.act_as_owner();
+select tests.act_as('admin');
+select is((public.book_appointment('d1000000-0000-4000-8000-000000000001', tests.lagos((select monday from tests.days), '15:00'),
+           null, null, '11111111-1111-4111-8111-111111111111')).patient_id, '11111111-1111-4111-8111-111111111111'::uuid,
+  'an admin (appointments.book_for_patients) books into any calendar');
+select throws_ok($$select public.book_appointment('d1000000-0000-4000-8000-000000000001', tests.lagos((select monday from tests.days), '15:30'),
+                   null, null, '00000000-0000-4000-8000-000000000000')$$, 'PT404', null, 'an unknown patient is 404');
 select tests.act_as_owner();
 
 -- The schema's last line of defence ---------------------------------------------------------------------
