@@ -98,8 +98,9 @@ begin
 end
 $$;
 
--- Takes the most urgent open request nobody has claimed. Concurrent dispatchers never get the
--- same one (skip locked); none left is an empty result.
+-- Takes the most urgent open request nobody holds. Concurrent dispatchers never get the same
+-- one (skip locked); none left is an empty result. A claim that has not led to an assignment
+-- within 10 minutes lapses, so a request is never stranded with one dispatcher.
 create function public.claim_next_emergency() returns setof public.emergency_requests
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -112,7 +113,8 @@ begin
      set claimed_by = auth.uid(), claimed_at = now()
    where e.id = (
      select q.id from public.emergency_requests q
-      where q.status = 'open' and q.claimed_by is null
+      where q.status = 'open'
+        and (q.claimed_by is null or q.claimed_at < now() - interval '10 minutes')
       order by q.esi_level nulls last, (q.news2 ->> 'partial_total')::int desc nulls last, q.created_at
       limit 1
       for update skip locked)

@@ -1,5 +1,6 @@
 //! `careplane.news2(jsonb)`, `careplane.esi(jsonb)`, `careplane.distance_km(...)`.
 
+use careplane_rules::json::invalid;
 use careplane_rules::{geo, triage};
 use pgrx::prelude::*;
 use pgrx::JsonB;
@@ -67,24 +68,15 @@ fn emergency_transition(from: &str, to: &str, actor: &str) -> JsonB {
     use careplane_rules::dispatch::{transition, Actor, Status, TransitionError};
     let parse = |field: &'static str, s: &str| {
         Status::parse(s).unwrap_or_else(|| {
-            invalid_parameter(&Unknown(field, s.to_owned()), "statuses: open, assigned, en_route, on_scene, resolved, cancelled")
+            invalid_parameter(&invalid(field, format!("unknown status {s:?}")), "statuses: open, assigned, en_route, on_scene, resolved, cancelled")
         })
     };
     let (from, to) = (parse("status", from), parse("status", to));
     let actor = Actor::parse(actor)
-        .unwrap_or_else(|| invalid_parameter(&Unknown("actor", actor.to_owned()), "actors: requester, dispatcher, assigned_responder"));
+        .unwrap_or_else(|| invalid_parameter(&invalid("actor", format!("unknown actor {actor:?}")), "actors: requester, dispatcher, assigned_responder"));
     JsonB(match transition(from, to, actor) {
         Ok(()) => json!({ "allowed": true }),
         Err(e @ TransitionError::NotAllowed { .. }) => json!({ "allowed": false, "reason": "not_allowed", "message": e.to_string() }),
         Err(e @ TransitionError::Forbidden { .. }) => json!({ "allowed": false, "reason": "forbidden", "message": e.to_string() }),
     })
 }
-
-#[derive(Debug)]
-struct Unknown(&'static str, String);
-impl std::fmt::Display for Unknown {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "unknown {} {:?}", self.0, self.1)
-    }
-}
-impl std::error::Error for Unknown {}

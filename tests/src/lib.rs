@@ -181,8 +181,7 @@ pub async fn begin_as<'c>(
     claims: &serde_json::Value,
 ) -> anyhow::Result<sqlx::Transaction<'c, sqlx::Postgres>> {
     let mut tx = conn.begin().await?;
-    sqlx::query("select set_config('request.jwt.claims', $1, true)").bind(claims.to_string()).execute(&mut *tx).await?;
-    sqlx::query("set local role authenticated").execute(&mut *tx).await?;
+    careplane_companion::db::user::act_as(&mut tx, "authenticated", &claims.to_string()).await?;
     Ok(tx)
 }
 

@@ -53,14 +53,13 @@ pub fn split(sql: &str) -> Vec<String> {
 }
 
 fn push(out: &mut Vec<String>, stmt: &str) {
-    let has_code = !split_comments_only(stmt);
-    if has_code {
+    if !is_only_comments(stmt) {
         out.push(stmt.trim().to_owned());
     }
 }
 
 /// True when `stmt` holds nothing but whitespace and comments.
-fn split_comments_only(stmt: &str) -> bool {
+fn is_only_comments(stmt: &str) -> bool {
     let b = stmt.as_bytes();
     let mut i = 0;
     while i < b.len() {

@@ -9,7 +9,7 @@
 //! goes back to the companion's own role.
 
 use serde_json::json;
-use sqlx::{PgPool, Postgres, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::auth::AuthUser;
 use crate::error::AppError;
@@ -28,14 +28,20 @@ pub async fn begin_as_user(pool: &PgPool, user: &AuthUser, access: Access) -> Re
         sqlx::query("set transaction read only").execute(&mut *tx).await.map_err(db_error)?;
     }
     let claims = serde_json::Value::Object((*user.claims).clone()).to_string();
-    // PostgREST's own statement: set_config('role', …, true) is `set local role`.
-    sqlx::query("select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)")
-        .bind(&user.role)
-        .bind(claims)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_error)?;
+    act_as(&mut tx, &user.role, &claims).await.map_err(db_error)?;
     Ok(tx)
+}
+
+/// Sets the request identity for the rest of the open transaction on `conn`, with PostgREST's
+/// own statement: `set_config('role', …, true)` is `set local role`, and the claims go to
+/// `request.jwt.claims`.
+pub async fn act_as(conn: &mut PgConnection, role: &str, claims_json: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("select set_config('role', $1, true), set_config('request.jwt.claims', $2, true)")
+        .bind(role)
+        .bind(claims_json)
+        .execute(conn)
+        .await?;
+    Ok(())
 }
 
 /// Maps a database error to the answer PostgREST would give for it (REFERENCE.md: SQLSTATE

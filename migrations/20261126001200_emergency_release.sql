@@ -1,31 +1,5 @@
--- Claims on emergencies do not strand a request: a dispatcher can hand one back, and a claim
--- that has not led to an assignment within 10 minutes lapses, so another dispatcher gets it.
-
-create or replace function public.claim_next_emergency() returns setof public.emergency_requests
-language plpgsql security definer set search_path = '' as $$
-declare
-  claimed public.emergency_requests;
-begin
-  if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers claim emergencies' using errcode = '42501';
-  end if;
-  update public.emergency_requests e
-     set claimed_by = auth.uid(), claimed_at = now()
-   where e.id = (
-     select q.id from public.emergency_requests q
-      where q.status = 'open'
-        and (q.claimed_by is null or q.claimed_at < now() - interval '10 minutes')
-      order by q.esi_level nulls last, (q.news2 ->> 'partial_total')::int desc nulls last, q.created_at
-      limit 1
-      for update skip locked)
-  returning * into claimed;
-  if claimed.id is not null then
-    insert into private.realtime_events (topic, event, payload)
-    values ('dispatch', 'emergency:claimed', jsonb_build_object('id', claimed.id, 'claimed_by', claimed.claimed_by));
-    return next claimed;
-  end if;
-end
-$$;
+-- Handing an emergency back: a dispatcher releases a claim (claims also lapse after 10 minutes
+-- without an assignment, see claim_next_emergency).
 
 -- Hands a claimed, still open request back to the queue (its claimant, or any dispatcher once
 -- the claim has lapsed).
