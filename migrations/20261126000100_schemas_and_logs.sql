@@ -158,4 +158,22 @@ exception when invalid_parameter_value then
 end
 $$;
 
+-- The one place a rule's refusal is raised. Every careplane.* rule that can refuse answers a
+-- verdict chosen in Rust (careplane_rules::verdict): {"ok": true, …} or {"ok": false, sqlstate,
+-- message, detail: {code, …}, hint}. This returns an allowed verdict (with its payload) and
+-- raises a refused one with the rule's SQLSTATE, so PostgREST answers
+-- {code: <sqlstate>, message, details: "{\"code\": …}", hint} with the status the SQLSTATE maps to.
+create function private.enforce(verdict jsonb) returns jsonb
+language plpgsql volatile set search_path = '' as $$
+begin
+  if (verdict ->> 'ok')::boolean then
+    return verdict;
+  end if;
+  raise exception '%', verdict ->> 'message'
+    using errcode = verdict ->> 'sqlstate',
+          detail = coalesce(verdict -> 'detail', '{}')::text,
+          hint = coalesce(verdict ->> 'hint', '');
+end
+$$;
+
 revoke all on all functions in schema private from public, anon, authenticated, service_role;

@@ -201,6 +201,10 @@ case "${1:-}" in
     t0=$SECONDS
     deps
     build
+    # Tests make their own databases. Anything that would fall back to the developer's database
+    # ($DB, DATABASE_URL) is pointed at one that does not exist, so leaning on it fails loudly.
+    absent="careplane_test_absent_$$"
+    export DB="$absent" DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$absent"
     export CAREPLANE_COMPANION_BIN="$COMPANION"
     export CAREPLANE_TEST_ADMIN_URL="${CAREPLANE_TEST_ADMIN_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/postgres}"
     step "Rust tests: rules, companion, end-to-end" rust_tests

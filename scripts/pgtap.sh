@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs supabase/tests/*.sql with pg_prove in a throwaway database that has the compat layer,
 # the extension and every migration, then drops it (also on failure).
+#   scripts/pgtap.sh                 every file
+#   scripts/pgtap.sh FILE…           only those (paths under supabase/tests/database/)
 set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -15,4 +17,8 @@ createdb "$TEST_DB"
 DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$TEST_DB" "$COMPANION" migrate \
   --compat sql/supabase_compat.sql --dir migrations >/dev/null
 psql -d "$TEST_DB" -v ON_ERROR_STOP=1 -qc "create extension if not exists pgtap with schema extensions"
-pg_prove --dbname "$TEST_DB" --ext .sql --recurse --failures supabase/tests/
+if (($#)); then
+  pg_prove --dbname "$TEST_DB" --failures "$@"
+else
+  pg_prove --dbname "$TEST_DB" --ext .sql --recurse --failures supabase/tests/
+fi

@@ -7,12 +7,13 @@ use pgrx::JsonB;
 use serde_json::json;
 
 use crate::errors::invalid_parameter;
+use crate::json_arg::JsonArg;
 
 /// `{accounts, action, legs, pending_state, amount}` → `{"ok": true, "accounts": [balances after]}`
 /// or `{"ok": false, "sqlstate": "LG0xx", "code", "message"}`; malformed input is 22023.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn ledger_apply(input: JsonB) -> JsonB {
-    let outcome = ledger::apply_json(&input.0).unwrap_or_else(|e| {
+fn ledger_apply(input: JsonArg) -> JsonB {
+    let outcome = input.value("input").and_then(ledger::apply_json).unwrap_or_else(|e| {
         invalid_parameter(&e, "legs: [{account_id, direction: debit|credit, amount, currency}]")
     });
     JsonB(match outcome {
@@ -23,6 +24,9 @@ fn ledger_apply(input: JsonB) -> JsonB {
 
 /// The top-level fields in which two transfer requests differ.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn ledger_differences(existing: JsonB, requested: JsonB) -> Vec<String> {
-    ledger::differing_fields(&existing.0, &requested.0)
+fn ledger_differences(existing: JsonArg, requested: JsonArg) -> Vec<String> {
+    let hint = "two transfer requests as private.transfer_request builds them";
+    let existing = existing.value("existing").unwrap_or_else(|e| invalid_parameter(&e, hint));
+    let requested = requested.value("requested").unwrap_or_else(|e| invalid_parameter(&e, hint));
+    ledger::differing_fields(existing, requested)
 }

@@ -7,6 +7,7 @@
 use pgrx::prelude::*;
 
 mod errors;
+mod json_arg;
 
 ::pgrx::pg_module_magic!(name, version);
 

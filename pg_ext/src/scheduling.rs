@@ -9,6 +9,7 @@ use pgrx::JsonB;
 use serde_json::{json, Value};
 
 use crate::errors::invalid_parameter;
+use crate::json_arg::JsonArg;
 
 const HINT: &str = "input: {schedule: {time_zone, slot_minutes, weekly, exceptions, …}, busy: [{start, end}], now, from, to}";
 
@@ -19,9 +20,9 @@ fn instant(f: &Fields<'_>, field: &str) -> Result<scheduling::Instant, InputErro
 /// `{schedule, busy: [{start, end}], now, from, to}` → `[{slot_start, slot_end}]`: the
 /// bookable slots in `[from, to)`, in time order.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn available_slots(input: JsonB) -> JsonB {
+fn available_slots(input: JsonArg) -> JsonB {
     let run = || -> Result<Value, InputError> {
-        let f = Fields::new("input", &input.0, &["schedule", "busy", "now", "from", "to"])?;
+        let f = Fields::new("input", input.value("input")?, &["schedule", "busy", "now", "from", "to"])?;
         let schedule = Schedule::from_json(f.require("schedule")?)?;
         let busy = periods_from_json("input.busy", f.get("busy"))?;
         let window = Period::new(instant(&f, "from")?, instant(&f, "to")?);
@@ -34,9 +35,9 @@ fn available_slots(input: JsonB) -> JsonB {
 /// `{schedule, practitioner_busy, patient_busy, now, start, end}` → the conflict reason codes
 /// (`[]` when the period can be booked).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn booking_conflicts(input: JsonB) -> JsonB {
+fn booking_conflicts(input: JsonArg) -> JsonB {
     let run = || -> Result<Value, InputError> {
-        let f = Fields::new("input", &input.0, &["schedule", "practitioner_busy", "patient_busy", "now", "start", "end"])?;
+        let f = Fields::new("input", input.value("input")?, &["schedule", "practitioner_busy", "patient_busy", "now", "start", "end"])?;
         let schedule = Schedule::from_json(f.require("schedule")?)?;
         let practitioner_busy = periods_from_json("input.practitioner_busy", f.get("practitioner_busy"))?;
         let patient_busy = periods_from_json("input.patient_busy", f.get("patient_busy"))?;

@@ -7,6 +7,7 @@ use pgrx::JsonB;
 use serde_json::{json, Map, Value};
 
 use crate::errors::invalid_parameter;
+use crate::json_arg::JsonArg;
 
 const NEWS2_HINT: &str = "vitals: respiration_rate, spo2, spo2_scale (1|2), hypercapnic_respiratory_failure, \
      supplemental_oxygen, systolic_bp, pulse, consciousness ('A','C','V','P','U'), temperature";
@@ -17,8 +18,8 @@ const NEWS2_HINT: &str = "vitals: respiration_rate, spo2, spo2_scale (1|2), hype
 /// `total` is null and `missing` names the parameters when the observations are incomplete;
 /// `risk` and `response` are then the least they can be (from `partial_total`).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn news2(vitals: JsonB) -> JsonB {
-    let v = triage::Vitals::from_json(&vitals.0).unwrap_or_else(|e| invalid_parameter(&e, NEWS2_HINT));
+fn news2(vitals: JsonArg) -> JsonB {
+    let v = vitals.value("vitals").and_then(triage::Vitals::from_json).unwrap_or_else(|e| invalid_parameter(&e, NEWS2_HINT));
     JsonB(news2_json(&triage::news2(&v)))
 }
 
@@ -40,8 +41,8 @@ pub(crate) fn news2_json(r: &triage::News2) -> Value {
 /// ESI v4 level. In: see `careplane_rules::triage::EsiInput::from_json`. Out:
 /// `{level, decision_points, not_assessed}`.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn esi(input: JsonB) -> JsonB {
-    let i = triage::EsiInput::from_json(&input.0).unwrap_or_else(|e| {
+fn esi(input: JsonArg) -> JsonB {
+    let i = input.value("esi").and_then(triage::EsiInput::from_json).unwrap_or_else(|e| {
         invalid_parameter(
             &e,
             "esi: lifesaving_intervention, high_risk, new_confusion, pain_score, severe_distress, \

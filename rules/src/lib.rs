@@ -11,6 +11,7 @@ pub mod json;
 pub mod ledger;
 pub mod scheduling;
 pub mod triage;
+pub mod verdict;
 
 /// The version of the rules, which is also the version of the `careplane` extension.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -90,6 +90,8 @@ pub struct Companion {
     pub base: String,
     /// Its stderr (the logs), line by line, when started with [`Companion::spawn_with_logs`].
     pub logs: Option<std::sync::Arc<std::sync::Mutex<Vec<String>>>>,
+    /// The throwaway database made for it when the test gave no `DATABASE_URL`; dropped with it.
+    pub own_db: Option<TestDb>,
 }
 
 pub fn companion_bin() -> PathBuf {
@@ -104,7 +106,9 @@ impl Companion {
     /// Starts `careplane-companion serve` on a free port with `env` added to a clean
     /// environment, and waits for its banner. Unless `env` configures token keys itself
     /// (`SUPABASE_JWT_SECRET`, `SUPABASE_URL` or `SUPABASE_JWKS_URL`), the companion gets
-    /// [`TEST_JWT_SECRET`], since it refuses to serve without keys.
+    /// [`TEST_JWT_SECRET`], since it refuses to serve without keys. Unless `env` gives a
+    /// `DATABASE_URL`, the companion gets an empty throwaway database of its own: a test never
+    /// reaches the developer's database through the companion's built-in default.
     pub async fn spawn(env: &[(&str, &str)]) -> anyhow::Result<Self> {
         Self::start(env, false).await
     }
@@ -121,6 +125,13 @@ impl Companion {
         if !has_keys {
             cmd.env("SUPABASE_JWT_SECRET", TEST_JWT_SECRET);
         }
+        let own_db = if env.iter().any(|(k, _)| *k == "DATABASE_URL") {
+            None
+        } else {
+            let db = TestDb::empty().await?;
+            cmd.env("DATABASE_URL", &db.url);
+            Some(db)
+        };
         cmd.envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(if capture_logs { Stdio::piped() } else { Stdio::inherit() })
@@ -153,7 +164,7 @@ impl Companion {
         .context("careplane-companion did not start within 20 s")??;
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Companion { child, base, logs })
+        Ok(Companion { child, base, logs, own_db })
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use careplane_tests::jwt;
-use careplane_tests::{free_port, redis_url, unique_prefix, Companion, PrivateRedis, TEST_JWT_SECRET};
+use careplane_tests::{free_port, redis_url, unique_prefix, Companion, PrivateRedis, TestDb, TEST_JWT_SECRET};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -88,7 +88,10 @@ async fn redis_down_falls_back_to_a_local_limiter_reports_degraded_and_keeps_ser
     let mut redis = PrivateRedis::start(free_port());
     let url = redis.url();
     let prefix = unique_prefix();
+    // A migrated database, so that Redis is the only dependency the health check finds down.
+    let db = TestDb::migrated().await.unwrap();
     let app = Companion::spawn(&[
+        ("DATABASE_URL", db.url.as_str()),
         ("REDIS_URL", url.as_str()),
         ("RATE_LIMIT_REDIS_PREFIX", prefix.as_str()),
         ("RATE_LIMIT_IP_PER_MINUTE", "1"),

@@ -1,0 +1,65 @@
+//! `JsonArg`: a `jsonb` argument decoded without panicking.
+//!
+//! pgrx's own `JsonB` argument parses the value with `serde_json` and panics when that fails —
+//! a number such as `1e400` (out of `f64` range) or JSON nested more deeply than serde_json's
+//! recursion limit — and a panic surfaces as `XX000` (HTTP 500). Every careplane function that
+//! takes JSON takes a `JsonArg` instead and calls [`JsonArg::value`], which answers `22023`
+//! naming the argument; `careplane_rules::json::decode_bounded` bounds size and depth.
+
+use careplane_rules::json::{invalid, InputError};
+use pgrx::callconv::{Arg, ArgAbi};
+use pgrx::pg_sys;
+use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable};
+use pgrx::{direct_function_call, FromDatum};
+use serde_json::Value;
+
+/// A decoded `jsonb` argument, or why it could not be decoded.
+#[derive(Debug)]
+pub struct JsonArg(Result<Value, String>);
+
+impl JsonArg {
+    /// The value, or `22023`-ready error naming `arg`.
+    pub fn value(&self, arg: &str) -> Result<&Value, InputError> {
+        self.0.as_ref().map_err(|reason| invalid(arg, reason.clone()))
+    }
+}
+
+impl FromDatum for JsonArg {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        // As pgrx's JsonB does: jsonb_out, then parse — but an error is kept, not panicked on.
+        unsafe {
+            let varlena = datum.cast_mut_ptr();
+            let detoasted = pg_sys::pg_detoast_datum_packed(varlena);
+            let cstr = direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])
+                .expect("jsonb_out returns a string for a non-null jsonb");
+            let decoded = match cstr.to_str() {
+                Ok(text) => careplane_rules::json::decode_bounded(text),
+                Err(_) => Err("is not valid UTF-8".to_owned()),
+            };
+            pg_sys::pfree(cstr.as_ptr() as *mut core::ffi::c_void);
+            if detoasted != varlena {
+                pg_sys::pfree(detoasted as *mut core::ffi::c_void);
+            }
+            Some(JsonArg(decoded))
+        }
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for JsonArg {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // Functions taking a JsonArg are `strict`: Postgres never calls them with a null.
+        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
+    }
+}
+
+unsafe impl SqlTranslatable for JsonArg {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonArg);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}
