@@ -43,6 +43,7 @@ fi
 
 # --- a database, a companion, a token ----------------------------------------------------------
 mkdir -p "$WORK"
+rm -f "$WORK"/junit-*.xml
 db="careplane_schemathesis_$$_$(date +%s)"
 database_url="postgres://$PGUSER@$PGHOST:$PGPORT/$db"
 companion_pid=""
