@@ -209,6 +209,7 @@ case "${1:-}" in
     export CAREPLANE_TEST_ADMIN_URL="${CAREPLANE_TEST_ADMIN_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/postgres}"
     step "Rust tests: rules, companion, end-to-end" rust_tests
     step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
+    step "schemathesis over every companion operation" scripts/schemathesis.sh
     bold "all tests passed in $((SECONDS - t0))s"
     ;;
   *) echo "usage: $0 deps|deps-build|db|db-reset|run|test|token|bench" >&2; exit 2 ;;
