@@ -6,7 +6,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(65);
+select plan(66);
 
 -- A second responder (free, on duty, near the open request) and a second admin.
 insert into tests.personas values
@@ -47,6 +47,18 @@ select set_eq($$select role::text from public.role_permissions where permission 
   array['responder'], 'emergencies.respond belongs to responders');
 select is((select p.provolatile::text from pg_catalog.pg_proc p where p.oid = 'access.effective_roles()'::regprocedure), 's',
   'effective roles are read once per statement (a stable function), not cached beyond it');
+-- The class: a practitioner's rights hang on their standing, checked in one place. Nothing but
+-- access.is_practitioner takes "this record's profile is the caller" for the right to act.
+select set_eq(
+  $$select p.oid::regprocedure::text from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+     where n.nspname in ('public', 'private', 'access')
+       and p.prosrc ~* 'profile_id\s*(=|<>)\s*\(?\s*(select\s+)?auth\.uid\(\)'
+    union all
+    select 'policy ' || pol.tablename || ': ' || pol.policyname from pg_catalog.pg_policies pol
+     where pol.schemaname = 'public'
+       and coalesce(pol.qual, '') || ' ' || coalesce(pol.with_check, '') ~* 'profile_id\s*(=|<>)\s*\(?\s*(select\s+)?auth\.uid\(\)'$$,
+  array['access.is_practitioner(uuid)'],
+  'only access.is_practitioner decides that the caller acts as a practitioner');
 
 -- Before: every power works -----------------------------------------------------------------------
 select is(tests.attempt('doctor_with', $$select count(*) from public.profiles where id = '11111111-1111-4111-8111-111111111111'$$),
