@@ -71,8 +71,8 @@ insert into public.role_permissions (role, permission) values
 -- public.user_roles: the token can only narrow what the database allows. Revoking a role
 -- therefore takes effect on the caller's next statement, whatever tokens they still hold; a
 -- new grant takes effect with the next token (the access token hook reads user_roles). Each
--- check is one primary-key probe of user_roles; policies wrap them in (select …) so a
--- statement asks once. See docs/identity.md.
+-- check reads the caller's few user_roles rows through the primary key; policies wrap the
+-- checks in (select …) so a statement asks once. See docs/identity.md.
 
 -- The roles the caller's token claims: the user_roles claim (array), else user_role. Not an
 -- authorization on its own: see access.effective_roles().
