@@ -4,7 +4,8 @@
 //! whatever token the person still holds.
 
 use careplane_companion::auth::{AuthUser, Principal, Verifier};
-use careplane_companion::db::user::{begin_as_user, db_error, Access};
+use careplane_companion::db::errors::db_error;
+use careplane_companion::db::user::{begin_as_user, Access};
 use careplane_companion::{AppError, Config};
 use careplane_tests::{create_user, jwt, TestDb, TEST_JWT_SECRET};
 use serde_json::json;
@@ -79,14 +80,14 @@ async fn user_work_runs_as_authenticated_with_the_claims_so_rls_decides() {
     tx.commit().await.unwrap();
     let mut tx = begin_as_user(&pool, &alice, Access::ReadWrite).await.unwrap();
     let err = sqlx::query(&format!("insert into public.notes values ('{bob_id}', 'forged')")).execute(&mut *tx).await.unwrap_err();
-    let app_err = careplane_companion::db::user::db_error(err);
+    let app_err = db_error(err);
     assert!(matches!(&app_err, AppError::Status { status, .. } if status.as_u16() == 403), "{app_err:?}");
     assert_eq!(app_err.code(), "permission_denied");
     drop(tx);
     // A duplicate is a conflict, answered 409 as PostgREST answers 23505.
     let mut tx = begin_as_user(&pool, &alice, Access::ReadWrite).await.unwrap();
     let err = sqlx::query("insert into public.notes (body) values ('alice 1')").execute(&mut *tx).await.unwrap_err();
-    let app_err = careplane_companion::db::user::db_error(err);
+    let app_err = db_error(err);
     assert_eq!((app_err.http_status().as_u16(), app_err.code().as_ref()), (409, "conflict"));
     drop(tx);
 

@@ -13,7 +13,7 @@ use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 use crate::auth::AuthUser;
 use crate::error::AppError;
 
-pub use super::errors::db_error;
+use super::errors::db_error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
