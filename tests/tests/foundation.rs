@@ -50,8 +50,22 @@ async fn redis_going_down_turns_detailed_health_503_naming_redis_and_health_stil
     .await
     .unwrap();
     assert_eq!(get(&app.url("/health/detailed")).await.0, 200);
+    let healthcheck = |live: bool| {
+        // The container healthcheck: the binary asks the companion at BIND_ADDR.
+        let mut cmd = std::process::Command::new(careplane_tests::companion_bin());
+        cmd.arg("health").env_clear().env("BIND_ADDR", app.base.trim_start_matches("http://"));
+        if live {
+            cmd.arg("--live");
+        }
+        cmd.output().unwrap()
+    };
+    assert!(healthcheck(false).status.success(), "healthy while everything answers");
 
     redis.stop();
+    let unhealthy = healthcheck(false);
+    assert_eq!(unhealthy.status.code(), Some(1), "unhealthy while Redis is down");
+    assert!(String::from_utf8_lossy(&unhealthy.stderr).contains("503"), "{unhealthy:?}");
+    assert!(healthcheck(true).status.success(), "--live only asks whether it serves");
     let (status, body) = get(&app.url("/health/detailed")).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
