@@ -19,7 +19,7 @@ bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 
 podman_setup() {
   local missing=()
-  for p in podman buildah runc debootstrap docker-compose uidmap; do
+  for p in podman buildah runc debootstrap docker-compose uidmap golang-github-containernetworking-plugin-dnsname; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -27,6 +27,7 @@ podman_setup() {
     # --no-install-recommends: docker-compose would otherwise pull in a Docker engine.
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   fi
+  # dnsname: compose's services find each other by name on podman's CNI networks.
   # What podman needs on this kind of machine: runc (crun cannot run here), cgroupfs and a file
   # event log (no systemd), and file limits a Rust build inside a container can live with.
   mkdir -p /etc/containers/containers.conf.d
