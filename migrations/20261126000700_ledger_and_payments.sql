@@ -1,14 +1,12 @@
--- The double-entry ledger and payments, after TigerBeetle's model.
+-- The double-entry ledger and payments, after TigerBeetle's model (contract: docs/ledger.md).
 --
--- No API role (service_role included) writes these tables directly: one writer,
--- private.ledger_execute, locks the accounts in id order, asks the extension to validate
--- (careplane.ledger_apply), and appends the transfer and its entries. History is append-only.
--- Patients read their own accounts, the transfers and entries that touch them, and their
--- payments; admins read all. Errors have their own SQLSTATEs:
---   LG001 unbalanced · LG002 mixed currency · LG003 overdraft (a flag would be violated) ·
---   LG004 same id, different content · LG005 posting more than reserved · LG006 pending already
---   posted · LG007 pending already voided · LG008 pending expired · LG009 invalid amount ·
---   LG010 unknown account · LG011 invalid legs · LG012 bad reversal · LG013 no such pending transfer
+-- No API role (service_role included) writes these tables directly. One writer,
+-- private.ledger_execute, locks what a request touches, reads it, asks the extension for the
+-- decision (careplane.ledger_request, careplane.ledger_apply: rules::ledger) and writes what the
+-- decision says; a refusal is raised by private.enforce with its own SQLSTATE (LG001–LG014).
+-- History is append-only. The lists the check constraints read (flags, transfer types,
+-- directions, void reasons) are the extension's. Patients read their own accounts, the
+-- transfers and entries that touch them, and their payments; admins read all.
 
 create table public.ledger_accounts (
   id uuid primary key default gen_random_uuid(),
@@ -16,8 +14,7 @@ create table public.ledger_accounts (
   kind text not null check (kind in (
     'patient_wallet', 'practitioner_payable', 'clinic_revenue', 'payment_clearing', 'refunds', 'platform_fees')),
   currency text not null check (careplane.currency_exponent(currency) is not null),
-  flags text not null default 'none' check (flags in (
-    'none', 'debits_must_not_exceed_credits', 'credits_must_not_exceed_debits')),
+  flags text not null default 'none' check (flags = any (careplane.ledger_flags())),
   debits_posted bigint not null default 0 check (debits_posted >= 0),
   credits_posted bigint not null default 0 check (credits_posted >= 0),
   debits_pending bigint not null default 0 check (debits_pending >= 0),
@@ -35,11 +32,11 @@ create table public.ledger_transfers (
   description text check (length(description) <= 1000),
   reverses uuid references public.ledger_transfers (id),
   created_at timestamptz not null default now(),
-  type text not null default 'posted' check (type in ('posted', 'pending', 'post_pending', 'void_pending')),
+  type text not null default 'posted' check (type = any (careplane.ledger_transfer_types())),
   pending_id uuid references public.ledger_transfers (id),
   amount bigint check (amount > 0),
   timeout_at timestamptz,
-  void_reason text check (void_reason in ('voided', 'expired')),
+  void_reason text check (void_reason = any (careplane.ledger_void_reasons())),
   constraint resolution_names_its_pending check ((pending_id is not null) = (type in ('post_pending', 'void_pending'))),
   constraint only_pending_transfers_time_out check (timeout_at is null or type = 'pending'),
   constraint void_reason_only_on_voids check ((void_reason is not null) = (type = 'void_pending'))
@@ -53,7 +50,7 @@ create table public.ledger_entries (
   id bigint generated always as identity primary key,
   transfer_id uuid not null references public.ledger_transfers (id),
   account_id uuid not null references public.ledger_accounts (id),
-  direction text not null check (direction in ('debit', 'credit')),
+  direction text not null check (direction = any (careplane.ledger_directions())),
   amount bigint not null check (amount > 0),
   currency text not null,
   created_at timestamptz not null default now()
@@ -93,6 +90,9 @@ revoke all on public.ledger_accounts, public.ledger_transfers, public.ledger_ent
   from anon, authenticated, service_role;
 grant select on public.ledger_accounts, public.ledger_transfers, public.ledger_entries, public.payments
   to authenticated, service_role;
+-- Entry ids are drawn by the writer, as the table's owner. No API role needs the sequence, and
+-- Supabase's default privileges would let anon setval it (the next posting then collides).
+revoke all on sequence public.ledger_entries_id_seq from anon, authenticated, service_role;
 
 alter table public.ledger_accounts enable row level security;
 alter table public.ledger_transfers enable row level security;
@@ -123,32 +123,6 @@ create policy "admins read all payments" on public.payments
 create trigger audit after insert or update or delete on public.payments
   for each row execute function private.audit();
 
--- A transfer request in a canonical form, for idempotency: built from a stored transfer (and its
--- entries) or from the arguments of a new request, so the two compare field by field.
-create function private.transfer_request(
-  p_type text, p_kind text, p_legs jsonb, p_description text, p_reverses uuid, p_pending_id uuid,
-  p_amount bigint, p_timeout_seconds int
-) returns jsonb language sql immutable set search_path = '' as $$
-  select jsonb_strip_nulls(jsonb_build_object(
-    'type', p_type, 'kind', p_kind, 'description', p_description, 'reverses', p_reverses,
-    'pending_id', p_pending_id, 'amount', p_amount, 'timeout_seconds', p_timeout_seconds,
-    'legs', (select jsonb_agg(jsonb_build_object('account_id', (l ->> 'account_id')::uuid, 'direction', l ->> 'direction',
-                                                 'amount', (l ->> 'amount')::bigint, 'currency', l ->> 'currency') order by i)
-               from jsonb_array_elements(p_legs) with ordinality as x(l, i))))
-$$;
-
-create function private.stored_transfer_request(t public.ledger_transfers) returns jsonb
-language sql stable set search_path = '' as $$
-  select private.transfer_request(
-    t.type, case when t.type in ('posted', 'pending') then t.kind end,
-    case when t.type in ('posted', 'pending') then
-      (select jsonb_agg(jsonb_build_object('account_id', e.account_id, 'direction', e.direction, 'amount', e.amount,
-                                           'currency', e.currency) order by e.id)
-         from public.ledger_entries e where e.transfer_id = t.id) end,
-    t.description, t.reverses, t.pending_id, t.amount,
-    case when t.timeout_at is not null then round(extract(epoch from t.timeout_at - t.created_at))::int end)
-$$;
-
 -- History is immutable, for every role.
 create function private.ledger_is_append_only() returns trigger
 language plpgsql set search_path = '' as $$
@@ -166,47 +140,49 @@ create trigger no_truncate before truncate on public.ledger_transfers
 create trigger no_truncate before truncate on public.ledger_entries
   for each statement execute function private.ledger_is_append_only();
 
--- The one writer. p_type: posted | pending | post_pending | void_pending.
-create function private.ledger_execute(
-  p_id uuid, p_type text, p_kind text, p_legs jsonb, p_description text, p_reverses uuid,
-  p_pending_id uuid, p_amount bigint, p_timeout_seconds int, p_void_reason text
-) returns public.ledger_transfers
+-- A stored transfer as the extension reads it: the row and its entries (legs), in entry order.
+create function private.ledger_transfer_json(t public.ledger_transfers) returns jsonb
+language sql stable set search_path = '' as $$
+  select case when t.id is not null then to_jsonb(t) || jsonb_build_object('legs',
+           (select coalesce(jsonb_agg(jsonb_build_object('account_id', e.account_id, 'direction', e.direction,
+                                                         'amount', e.amount, 'currency', e.currency) order by e.id), '[]')
+              from public.ledger_entries e where e.transfer_id = t.id)) end
+$$;
+
+-- The one writer: lock, read, ask the extension, write. p_request is a transfer request
+-- {id, type, kind, legs, description, reverses, pending_id, amount, timeout_seconds, void_reason}
+-- as the entry points below build it.
+create function private.ledger_execute(p_request jsonb) returns public.ledger_transfers
 language plpgsql security definer set search_path = '' as $$
 declare
-  existing public.ledger_transfers;
-  pending public.ledger_transfers;
-  legs jsonb := p_legs;
-  state text := 'pending';
-  accounts jsonb;
-  account_ids uuid[];
   verdict jsonb;
+  request jsonb;
+  pending public.ledger_transfers;
+  resolution public.ledger_transfers;
+  reversed public.ledger_transfers;
+  reversed_by public.ledger_transfers;
+  existing public.ledger_transfers;
+  account_ids uuid[];
+  accounts jsonb;
   created public.ledger_transfers;
-  diffs text[];
 begin
-  if p_id is null then
-    raise exception 'a transfer id (its idempotency key) is required' using errcode = '22023';
-  end if;
+  -- The request in canonical form, and the accounts its legs name (22023 naming a malformed field).
+  verdict := private.enforce(careplane.ledger_request(p_request));
+  request := verdict -> 'request';
 
-  if p_type in ('post_pending', 'void_pending') then
-    -- Serialises every resolution of this pending transfer.
-    select * into pending from public.ledger_transfers t where t.id = p_pending_id and t.type = 'pending' for update;
-    if pending.id is null then
-      raise exception 'no pending transfer %', p_pending_id using errcode = 'LG013';
-    end if;
-    select coalesce(jsonb_agg(jsonb_build_object('account_id', e.account_id, 'direction', e.direction,
-                                                 'amount', e.amount, 'currency', e.currency) order by e.id), '[]')
-      into legs from public.ledger_entries e where e.transfer_id = pending.id;
-    select case when r.type = 'post_pending' then 'posted' when r.void_reason = 'expired' then 'expired' else 'voided' end
-      into state from public.ledger_transfers r where r.pending_id = pending.id;
-    state := coalesce(state, case when pending.timeout_at <= now() and p_void_reason is distinct from 'expired'
-                                  then 'expired' else 'pending' end);
-  elsif jsonb_typeof(legs) is distinct from 'array' then
-    raise exception 'legs must be an array of {account_id, direction, amount, currency}' using errcode = 'LG011';
-  end if;
+  -- Lock the transfer the request names, so that everything done to it queues: the pending
+  -- transfer it posts or voids, or the transfer it reverses (a request names at most one). A
+  -- writer locks at most one transfer row, always before accounts: no deadlock.
+  select * into pending from public.ledger_transfers t where t.id = (request ->> 'pending_id')::uuid for update;
+  select * into resolution from public.ledger_transfers r where r.pending_id = pending.id;
+  select * into reversed from public.ledger_transfers t where t.id = (request ->> 'reverses')::uuid for update;
+  select * into reversed_by from public.ledger_transfers r where r.reverses = reversed.id;
 
-  -- Lock every account the legs touch, in id order (no deadlocks between writers), and read
-  -- their balances.
-  account_ids := array(select distinct (l ->> 'account_id')::uuid from jsonb_array_elements(legs) l);
+  -- Lock the accounts the legs touch (a resolution's: its pending transfer's), in id order, so
+  -- concurrent writers never deadlock, and read their balances.
+  account_ids := array(select jsonb_array_elements_text(verdict -> 'account_ids')::uuid
+                       union
+                       select e.account_id from public.ledger_entries e where e.transfer_id = pending.id);
   select coalesce(jsonb_agg(jsonb_build_object(
            'id', a.id, 'currency', a.currency, 'flags', a.flags,
            'debits_posted', a.debits_posted, 'credits_posted', a.credits_posted,
@@ -214,59 +190,29 @@ begin
     into accounts
     from (select * from public.ledger_accounts la where la.id = any (account_ids) order by la.id for update) a;
 
-  -- Idempotency, checked under the locks so a concurrent retry sees the first one's result.
-  select * into existing from public.ledger_transfers t where t.id = p_id;
-  if existing.id is not null then
-    diffs := careplane.ledger_differences(
-      private.stored_transfer_request(existing),
-      private.transfer_request(p_type, case when p_type in ('posted', 'pending') then p_kind end,
-        case when p_type in ('posted', 'pending') then p_legs end, p_description, p_reverses, p_pending_id,
-        case when p_type = 'post_pending' then coalesce(p_amount, (legs -> 0 ->> 'amount')::bigint) end,
-        case when p_timeout_seconds > 0 then p_timeout_seconds end));
-    if cardinality(diffs) = 0 then
-      return existing;
-    end if;
-    raise exception 'transfer % already exists with a different %', p_id, array_to_string(diffs, ', ')
-      using errcode = 'LG004', detail = jsonb_build_object('code', 'exists_with_different', 'fields', diffs)::text;
-  end if;
+  -- A transfer with the same id, read under the locks so a concurrent retry sees the first one's result.
+  select * into existing from public.ledger_transfers t where t.id = (request ->> 'id')::uuid;
 
-  verdict := careplane.ledger_apply(jsonb_build_object(
-    'accounts', accounts,
-    'action', case p_type when 'posted' then 'post' when 'pending' then 'reserve' else p_type end,
-    'legs', legs, 'pending_state', state, 'amount', p_amount));
-  if not (verdict ->> 'ok')::boolean then
-    raise exception '%', verdict ->> 'message' using errcode = verdict ->> 'sqlstate',
-      detail = jsonb_build_object('code', verdict ->> 'code')::text;
-  end if;
-
-  if p_reverses is not null then
-    -- A reversal mirrors a posted transfer exactly: same accounts and amounts, directions swapped.
-    if not exists (select 1 from public.ledger_transfers o where o.id = p_reverses and o.type in ('posted', 'post_pending'))
-       or (select coalesce(jsonb_agg(jsonb_build_array(e.account_id, case e.direction when 'debit' then 'credit' else 'debit' end, e.amount)
-                                     order by e.account_id, e.direction desc), '[]')
-             from (select account_id::text, direction, sum(amount) as amount from public.ledger_entries
-                    where transfer_id = p_reverses group by 1, 2) e(account_id, direction, amount))
-          is distinct from
-          (select coalesce(jsonb_agg(jsonb_build_array(l.account_id, l.direction, l.amount) order by l.account_id, l.direction), '[]')
-             from (select l ->> 'account_id', l ->> 'direction', sum((l ->> 'amount')::bigint)
-                     from jsonb_array_elements(legs) l group by 1, 2) l(account_id, direction, amount)) then
-      raise exception 'transfer % does not exactly reverse posted transfer %', p_id, p_reverses using errcode = 'LG012';
-    end if;
+  verdict := private.enforce(careplane.ledger_apply(jsonb_build_object(
+    'request', request, 'accounts', accounts,
+    'pending', private.ledger_transfer_json(pending), 'pending_resolution', private.ledger_transfer_json(resolution),
+    'existing', private.ledger_transfer_json(existing),
+    'reversed', private.ledger_transfer_json(reversed), 'reversed_by', private.ledger_transfer_json(reversed_by),
+    'now', now())));
+  if verdict ->> 'outcome' = 'exists' then
+    return existing;
   end if;
 
   insert into public.ledger_transfers (id, kind, description, reverses, type, pending_id, amount, timeout_at, void_reason)
-  values (p_id, coalesce(p_kind, pending.kind), p_description, p_reverses, p_type, pending.id,
-          case when p_type = 'post_pending' then coalesce(p_amount, (legs -> 0 ->> 'amount')::bigint) end,
-          case when p_timeout_seconds > 0 then now() + make_interval(secs => p_timeout_seconds) end,
-          case when p_type = 'void_pending' then coalesce(p_void_reason, 'voided') end)
+  select t.id, t.kind, t.description, t.reverses, t.type, t.pending_id, t.amount, t.timeout_at, t.void_reason
+    from jsonb_to_record(verdict -> 'transfer') as t(id uuid, kind text, description text, reverses uuid, type text,
+                                                      pending_id uuid, amount bigint, timeout_at timestamptz, void_reason text)
   returning * into created;
 
-  if p_type in ('posted', 'pending', 'post_pending') then
-    insert into public.ledger_entries (transfer_id, account_id, direction, amount, currency)
-    select created.id, (l ->> 'account_id')::uuid, l ->> 'direction',
-           case when p_type = 'post_pending' then created.amount else (l ->> 'amount')::bigint end, l ->> 'currency'
-      from jsonb_array_elements(legs) l;
-  end if;
+  insert into public.ledger_entries (transfer_id, account_id, direction, amount, currency)
+  select created.id, (e ->> 'account_id')::uuid, e ->> 'direction', (e ->> 'amount')::bigint, e ->> 'currency'
+    from jsonb_array_elements(verdict -> 'entries') with ordinality as x(e, n)
+   order by x.n;
 
   update public.ledger_accounts a
      set debits_posted = n.debits_posted, credits_posted = n.credits_posted,
@@ -282,33 +228,36 @@ $$;
 create function private.post_transfer(id uuid, kind text, legs jsonb, description text default null, reverses uuid default null)
 returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
 begin
-  return private.ledger_execute(id, 'posted', kind, legs, description, reverses, null, null, null, null);
+  return private.ledger_execute(jsonb_build_object(
+    'id', id, 'type', 'posted', 'kind', kind, 'legs', legs, 'description', description, 'reverses', reverses));
 end
 $$;
 
 create function private.reserve_transfer(id uuid, kind text, legs jsonb, timeout_seconds int default null, description text default null)
 returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
 begin
-  return private.ledger_execute(id, 'pending', kind, legs, description, null, null, null, timeout_seconds, null);
+  return private.ledger_execute(jsonb_build_object(
+    'id', id, 'type', 'pending', 'kind', kind, 'legs', legs, 'timeout_seconds', timeout_seconds, 'description', description));
 end
 $$;
 
 create function private.post_pending_transfer(id uuid, pending_id uuid, amount bigint default null)
 returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
 begin
-  return private.ledger_execute(id, 'post_pending', null, null, null, null, pending_id, amount, null, null);
+  return private.ledger_execute(jsonb_build_object('id', id, 'type', 'post_pending', 'pending_id', pending_id, 'amount', amount));
 end
 $$;
 
 create function private.void_pending_transfer(id uuid, pending_id uuid)
 returns public.ledger_transfers language plpgsql security definer set search_path = '' as $$
 begin
-  return private.ledger_execute(id, 'void_pending', null, null, null, null, pending_id, null, null, 'voided');
+  return private.ledger_execute(jsonb_build_object('id', id, 'type', 'void_pending', 'pending_id', pending_id, 'void_reason', 'voided'));
 end
 $$;
 
--- Voids every pending transfer past its timeout (run it periodically: pg_cron on Supabase, or
--- the companion). Returns how many expired.
+-- Releases every pending transfer past its timeout (run it periodically: pg_cron on Supabase, or
+-- the companion). Returns how many expired. The query only finds candidates (by the index on
+-- timeout_at); the extension decides each release, and refuses one before its timeout (LG014).
 create function private.expire_pending_transfers() returns int
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -322,7 +271,8 @@ begin
      order by t.timeout_at
      for update skip locked
   loop
-    perform private.ledger_execute(gen_random_uuid(), 'void_pending', null, null, null, null, p.id, null, null, 'expired');
+    perform private.ledger_execute(jsonb_build_object(
+      'id', gen_random_uuid(), 'type', 'void_pending', 'pending_id', p.id, 'void_reason', 'expired'));
     n := n + 1;
   end loop;
   return n;
@@ -370,8 +320,7 @@ language sql stable security definer set search_path = '' as $$
   union all
   select 'flag_violated', jsonb_build_object('account_id', a.id, 'flags', a.flags)
     from public.ledger_accounts a
-   where (a.flags = 'debits_must_not_exceed_credits' and a.debits_posted + a.debits_pending > a.credits_posted)
-      or (a.flags = 'credits_must_not_exceed_debits' and a.credits_posted + a.credits_pending > a.debits_posted)
+   where not careplane.ledger_flags_hold(a.flags, a.debits_posted, a.credits_posted, a.debits_pending, a.credits_pending)
 $$;
 
 -- The caller's own balances (RLS decides which accounts).
