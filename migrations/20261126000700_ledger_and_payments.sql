@@ -37,7 +37,7 @@ create table public.ledger_transfers (
   amount bigint check (amount > 0),
   timeout_at timestamptz,
   void_reason text check (void_reason = any (careplane.ledger_void_reasons())),
-  constraint resolution_names_its_pending check ((pending_id is not null) = (type in ('post_pending', 'void_pending'))),
+  constraint resolution_names_its_pending check ((pending_id is not null) = (type = any (careplane.ledger_resolution_types()))),
   constraint only_pending_transfers_time_out check (timeout_at is null or type = 'pending'),
   constraint void_reason_only_on_voids check ((void_reason is not null) = (type = 'void_pending'))
 );
@@ -287,8 +287,8 @@ language sql stable security definer set search_path = '' as $$
      where t.type = 'pending' and not exists (select 1 from public.ledger_transfers r where r.pending_id = t.id)
   ), computed as (
     select a.id,
-           coalesce(sum(e.amount) filter (where e.direction = 'debit' and t.type in ('posted', 'post_pending')), 0) as debits_posted,
-           coalesce(sum(e.amount) filter (where e.direction = 'credit' and t.type in ('posted', 'post_pending')), 0) as credits_posted,
+           coalesce(sum(e.amount) filter (where e.direction = 'debit' and t.type = any (careplane.ledger_posting_types())), 0) as debits_posted,
+           coalesce(sum(e.amount) filter (where e.direction = 'credit' and t.type = any (careplane.ledger_posting_types())), 0) as credits_posted,
            coalesce(sum(e.amount) filter (where e.direction = 'debit' and t.id in (select id from open_pending)), 0) as debits_pending,
            coalesce(sum(e.amount) filter (where e.direction = 'credit' and t.id in (select id from open_pending)), 0) as credits_pending
       from public.ledger_accounts a

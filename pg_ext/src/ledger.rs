@@ -44,6 +44,18 @@ fn ledger_transfer_types() -> Vec<&'static str> {
     TransferType::names()
 }
 
+/// The transfer types whose entries are posted (count in the posted balances).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ledger_posting_types() -> Vec<&'static str> {
+    TransferType::ALL.iter().filter(|t| t.posts()).map(|t| t.as_str()).collect()
+}
+
+/// The transfer types that resolve a pending transfer (name it in `pending_id`).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn ledger_resolution_types() -> Vec<&'static str> {
+    TransferType::ALL.iter().filter(|t| t.resolves_pending()).map(|t| t.as_str()).collect()
+}
+
 /// The directions of an entry (`ledger_entries.direction`).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn ledger_directions() -> Vec<&'static str> {

@@ -115,6 +115,7 @@ fn every_list_has_one_spelling_that_parses_back() {
     for t in TransferType::ALL {
         assert_eq!(TransferType::parse(t.as_str()), Some(*t));
         assert_eq!(t.resolves_pending(), t.as_str().ends_with("_pending"));
+        assert_eq!(t.posts(), matches!(t.as_str(), "posted" | "post_pending"));
     }
     assert_eq!(TransferType::expected(), "posted, pending, post_pending or void_pending");
 }

@@ -4,7 +4,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(48);
+select plan(51);
 
 -- The world's ledger rows were inserted directly; give its accounts the balances they imply.
 update public.ledger_accounts set debits_posted = 5000 where id = '1a000000-0000-4000-8000-00000000000a';
@@ -37,6 +37,23 @@ exception when others then
 end
 $$;
 grant execute on function tests.refusal(text) to service_role;
+
+-- The lists are the extension's (rules::ledger): the check constraints read them, and the values
+-- the ledger's SQL names one by one (an index predicate, the entry points, the sweep) are in them.
+select lives_ok($$insert into public.ledger_accounts (currency, kind, flags)
+                  select 'KES', 'refunds', f from unnest(careplane.ledger_flags()) f$$,
+  'every flag the extension names is accepted');
+select throws_ok($$insert into public.ledger_transfers (id, kind, type) values (gen_random_uuid(), 'x', 'teleported')$$,
+  '23514', null, 'a transfer type the extension does not name is refused');
+select is_empty($$
+  select 'flag ' || v from unnest(array['none']) v where v <> all (careplane.ledger_flags())
+  union all select 'type ' || v from unnest(array['posted', 'pending', 'post_pending', 'void_pending']) v
+             where v <> all (careplane.ledger_transfer_types())
+  union all select 'direction ' || v from unnest(array['debit', 'credit']) v where v <> all (careplane.ledger_directions())
+  union all select 'void reason ' || v from unnest(array['voided', 'expired']) v where v <> all (careplane.ledger_void_reasons())
+  union all select 'posting type ' || v from unnest(careplane.ledger_posting_types()) v where v <> all (careplane.ledger_transfer_types())
+  union all select 'resolution type ' || v from unnest(careplane.ledger_resolution_types()) v where v <> all (careplane.ledger_transfer_types())$$,
+  'the values the ledger''s SQL names are the extension''s');
 
 set local role service_role;
 -- A card payment of KES 1,000.00 lands in the wallet.
