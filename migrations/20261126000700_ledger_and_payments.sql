@@ -143,10 +143,10 @@ create trigger no_truncate before truncate on public.ledger_entries
 -- A stored transfer as the extension reads it: the row and its entries (legs), in entry order.
 create function private.ledger_transfer_json(t public.ledger_transfers) returns jsonb
 language sql stable set search_path = '' as $$
-  select case when t.id is not null then to_jsonb(t) || jsonb_build_object('legs',
+  select to_jsonb(t) || jsonb_build_object('legs',
            (select coalesce(jsonb_agg(jsonb_build_object('account_id', e.account_id, 'direction', e.direction,
                                                          'amount', e.amount, 'currency', e.currency) order by e.id), '[]')
-              from public.ledger_entries e where e.transfer_id = t.id)) end
+              from public.ledger_entries e where e.transfer_id = t.id))
 $$;
 
 -- The one writer: lock, read, ask the extension, write. p_request is a transfer request
@@ -171,12 +171,17 @@ begin
   request := verdict -> 'request';
 
   -- Lock the transfer the request names, so that everything done to it queues: the pending
-  -- transfer it posts or voids, or the transfer it reverses (a request names at most one). A
-  -- writer locks at most one transfer row, always before accounts: no deadlock.
-  select * into pending from public.ledger_transfers t where t.id = (request ->> 'pending_id')::uuid for update;
-  select * into resolution from public.ledger_transfers r where r.pending_id = pending.id;
-  select * into reversed from public.ledger_transfers t where t.id = (request ->> 'reverses')::uuid for update;
-  select * into reversed_by from public.ledger_transfers r where r.reverses = reversed.id;
+  -- transfer it posts or voids, or the transfer it reverses (a request names at most one), and
+  -- read what already resolved or reversed it. A writer locks at most one transfer row, always
+  -- before accounts: no deadlock.
+  if request ? 'pending_id' then
+    select * into pending from public.ledger_transfers t where t.id = (request ->> 'pending_id')::uuid for update;
+    select * into resolution from public.ledger_transfers r where r.pending_id = pending.id;
+  end if;
+  if request ? 'reverses' then
+    select * into reversed from public.ledger_transfers t where t.id = (request ->> 'reverses')::uuid for update;
+    select * into reversed_by from public.ledger_transfers r where r.reverses = reversed.id;
+  end if;
 
   -- Lock the accounts the legs touch (a resolution's: its pending transfer's), in id order, so
   -- concurrent writers never deadlock, and read their balances.
@@ -195,9 +200,12 @@ begin
 
   verdict := private.enforce(careplane.ledger_apply(jsonb_build_object(
     'request', request, 'accounts', accounts,
-    'pending', private.ledger_transfer_json(pending), 'pending_resolution', private.ledger_transfer_json(resolution),
-    'existing', private.ledger_transfer_json(existing),
-    'reversed', private.ledger_transfer_json(reversed), 'reversed_by', private.ledger_transfer_json(reversed_by),
+    -- (each read only when found: most requests name none of them)
+    'pending', case when pending.id is not null then private.ledger_transfer_json(pending) end,
+    'pending_resolution', case when resolution.id is not null then private.ledger_transfer_json(resolution) end,
+    'existing', case when existing.id is not null then private.ledger_transfer_json(existing) end,
+    'reversed', case when reversed.id is not null then private.ledger_transfer_json(reversed) end,
+    'reversed_by', case when reversed_by.id is not null then private.ledger_transfer_json(reversed_by) end,
     'now', now())));
   if verdict ->> 'outcome' = 'exists' then
     return existing;
