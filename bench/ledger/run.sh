@@ -4,7 +4,8 @@
 # same run, with pgbench. Writes bench/ledger/REPORT.md.
 #
 # Needs the careplane extension installed (a release build is best: PGRX_RELEASE=1 make db)
-# and the companion built (for the migration runner). Uses its own database, dropped after.
+# and the companion built (for the migration runner; CAREPLANE_COMPANION_BIN names another
+# build). Uses its own database, dropped after.
 set -Eeuo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
@@ -23,7 +24,7 @@ trap cleanup EXIT
 [[ -n "${KEEP_DB:-}" ]] && trap - EXIT
 
 createdb "$DB"
-DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" "$ROOT/target/debug/careplane-companion" migrate \
+DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" "${CAREPLANE_COMPANION_BIN:-$ROOT/target/debug/careplane-companion}" migrate \
   --compat sql/supabase_compat.sql --dir migrations >/dev/null
 psql -d "$DB" -v ON_ERROR_STOP=1 -q <<SQL
 create table public.bench_accounts (n int primary key, id uuid not null);
@@ -118,8 +119,9 @@ Ratio transfer / raw insert (median of the rounds' ratios): **$ratio×**, range 
 2 cores; the figures vary from run to run on this shared machine, hence the rounds.
 Transfers stored: $transfers; \`private.verify_ledger()\` violations afterwards: $violations.
 
-A transfer locks both accounts in id order, validates in Rust (\`careplane.ledger_apply\`), and
-writes the transfer, two entries and two balance updates; the baseline writes one row. For
+A transfer reads the request (\`careplane.ledger_request\`), locks both accounts in id order, reads
+what the decision needs, decides in Rust (\`careplane.ledger_apply\`), and writes the transfer, two
+entries and two balance updates; the baseline writes one row. For
 scale, pgledger reports more than 10,000 transfers/s on a laptop (different hardware).
 MD
 cat "$REPORT"
