@@ -1,38 +1,59 @@
 -- Practitioners and scheduling: the practitioner directory (doctors and nurses), their weekly
 -- availability and date exceptions, appointments (FHIR R4 Appointment statuses) and
--- consultations (one per appointment), and the booking RPCs.
--- Availability and conflicts are decided by the extension's scheduling rules; this file holds
--- the data, who sees it, and the RPCs that lock, read, call the rules and write. The schema's
--- exclusion constraints are the last line of defence against double booking.
+-- consultations (one per appointment), and the booking RPCs. Contract: docs/scheduling.md.
+--
+-- Every decision is the extension's (careplane_rules::scheduling): availability and conflicts,
+-- who books for whom and how (booked, or proposed to the patient), which moves an appointment
+-- may make and by whom, and every list and bound the constraints below use. This file holds
+-- the data and who sees it, and RPCs that lock, read, call the rules, raise their verdicts
+-- with private.enforce, and write. The exclusion constraints are the last line of defence
+-- against double booking.
+--
+-- A practitioner's powers (their calendar, their patients' records, booking for patients,
+-- their fees) need the practitioner to be active and to hold their role now
+-- (access.is_practitioner): revoking the role deactivates the practitioner and takes them all.
 -- The directory and availability are public (anon may read them); nothing personal is there.
 
 create extension if not exists btree_gist with schema extensions;
 
-
+-- Practitioners ----------------------------------------------------------------------------------
 create table public.practitioners (
   id uuid primary key default gen_random_uuid(),
   profile_id uuid not null unique references public.profiles (id) on delete cascade,
-  kind text not null check (kind in ('doctor', 'nurse')),
+  kind text not null check (kind in ('doctor', 'nurse')),  -- the role (public.app_role) they practise under
   display_name text not null check (length(display_name) between 1 and 200),
   specialty text check (length(specialty) <= 200),
   bio text check (length(bio) <= 4000),
   consultation_fee_minor bigint not null check (consultation_fee_minor >= 0),
   currency text not null check (careplane.currency_exponent(currency) is not null),
-  slot_minutes int not null default 30 check (slot_minutes between 5 and 480),
-  -- Slot starts are aligned to this many minutes past local midnight (default: the slot length).
-  slot_alignment_minutes int check (slot_alignment_minutes between 5 and 240),
-  buffer_before_minutes int not null default 0 check (buffer_before_minutes between 0 and 240),
-  buffer_after_minutes int not null default 0 check (buffer_after_minutes between 0 and 240),
-  min_notice_minutes int not null default 60 check (min_notice_minutes between 0 and 43200),
-  booking_horizon_days int not null default 60 check (booking_horizon_days between 1 and 730),
+  -- Scheduling settings: bounds and defaults are careplane_rules::scheduling::SETTINGS.
+  slot_minutes int not null default careplane.schedule_setting_default('slot_minutes')
+    check (careplane.is_valid_schedule_setting('slot_minutes', slot_minutes)),
+  slot_alignment_minutes int  -- null: the slot length
+    check (careplane.is_valid_schedule_setting('slot_alignment_minutes', slot_alignment_minutes)),
+  buffer_before_minutes int not null default careplane.schedule_setting_default('buffer_before_minutes')
+    check (careplane.is_valid_schedule_setting('buffer_before_minutes', buffer_before_minutes)),
+  buffer_after_minutes int not null default careplane.schedule_setting_default('buffer_after_minutes')
+    check (careplane.is_valid_schedule_setting('buffer_after_minutes', buffer_after_minutes)),
+  min_notice_minutes int not null default careplane.schedule_setting_default('min_notice_minutes')
+    check (careplane.is_valid_schedule_setting('min_notice_minutes', min_notice_minutes)),
+  booking_horizon_days int not null default careplane.schedule_setting_default('booking_horizon_days')
+    check (careplane.is_valid_schedule_setting('booking_horizon_days', booking_horizon_days)),
   time_zone text not null check (public.is_valid_time_zone(time_zone)),
   accepting_patients boolean not null default true,
+  -- False once the practitioner's role is revoked (public.revoke_role): no powers, no bookings.
+  active boolean not null default true,
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now()
 );
 comment on column public.practitioners.consultation_fee_minor is 'In minor units of currency (kobo for NGN).';
+comment on column public.practitioners.active is
+  'False when the practitioner no longer holds their role: no powers, no bookings. Set by revoke_role.';
 create trigger touch_updated_at before update on public.practitioners
   for each row execute function private.touch_updated_at();
+-- Fees, currency and standing change what patients pay and who may practise: every change is audited.
+create trigger audit after insert or update or delete on public.practitioners
+  for each row execute function private.audit();
 
 -- Weekly hours in the practitioner's time zone (wall clock): 09:00–17:00 stays 09:00–17:00
 -- across DST changes. Several intervals a day are several rows.
@@ -55,7 +76,7 @@ create table public.availability_exceptions (
   id uuid primary key default gen_random_uuid(),
   practitioner_id uuid not null references public.practitioners (id) on delete cascade,
   on_date date not null,
-  kind text not null check (kind in ('time_off', 'extra_hours')),
+  kind text not null check (kind = any (careplane.availability_exception_kinds())),
   start_time time,
   end_time time,
   created_at timestamptz not null default now(),
@@ -65,20 +86,27 @@ create table public.availability_exceptions (
 );
 create index availability_exceptions_practitioner_idx on public.availability_exceptions (practitioner_id, on_date);
 
--- Is the caller this practitioner?
+-- Is the caller this practitioner, active, and holding the role they practise under now?
+-- Every practitioner power below goes through here.
 create function access.is_practitioner(practitioner uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
-  select exists (select 1 from public.practitioners p where p.id = practitioner and p.profile_id = auth.uid())
+  select exists (
+    select 1 from public.practitioners p
+     where p.id = practitioner
+       and p.profile_id = auth.uid()
+       and p.active
+       and access.has_role(p.kind::public.app_role))
 $$;
 
--- Registering a practitioner: admins, for a user who holds the doctor or nurse role.
+-- Registering a practitioner: admins, for a user who holds the doctor or nurse role. A
+-- practitioner deactivated by a revoked role is reactivated (settings kept) once the role is back.
 create function public.register_practitioner(
   profile_id uuid, kind text, display_name text, consultation_fee_minor bigint, currency text,
   time_zone text, specialty text default null
 ) returns public.practitioners
 language plpgsql security definer set search_path = '' as $$
 declare
-  created public.practitioners;
+  registered public.practitioners;
 begin
   if not public.authorize('practitioners.manage') then
     raise exception 'only an admin may register practitioners' using errcode = '42501';
@@ -88,12 +116,19 @@ begin
     raise exception 'user % does not hold the % role', register_practitioner.profile_id, register_practitioner.kind
       using errcode = 'PT422', hint = 'Grant the role first (grant_role).';
   end if;
+  update public.practitioners pr
+     set active = true, kind = register_practitioner.kind
+   where pr.profile_id = register_practitioner.profile_id and not pr.active
+  returning * into registered;
+  if registered.id is not null then
+    return registered;
+  end if;
   insert into public.practitioners (profile_id, kind, display_name, specialty, consultation_fee_minor, currency, time_zone)
   values (register_practitioner.profile_id, register_practitioner.kind, register_practitioner.display_name,
           register_practitioner.specialty, register_practitioner.consultation_fee_minor,
           register_practitioner.currency, register_practitioner.time_zone)
-  returning * into created;
-  return created;
+  returning * into registered;
+  return registered;
 end
 $$;
 revoke execute on function public.register_practitioner(uuid, text, text, bigint, text, text, text) from public, anon;
@@ -102,9 +137,10 @@ revoke all on public.practitioners, public.availability_rules, public.availabili
   from anon, authenticated, service_role;
 grant select on public.practitioners, public.availability_rules, public.availability_exceptions
   to anon, authenticated, service_role;
--- A practitioner edits their own booking settings; who they are (profile, kind) is the admin's.
-grant update (display_name, specialty, bio, consultation_fee_minor, currency, slot_minutes, slot_alignment_minutes, buffer_before_minutes,
-              buffer_after_minutes, min_notice_minutes, booking_horizon_days, time_zone, accepting_patients)
+-- A practitioner edits their own booking settings; who they are (profile, kind, standing) is the admin's.
+grant update (display_name, specialty, bio, consultation_fee_minor, currency, slot_minutes, slot_alignment_minutes,
+              buffer_before_minutes, buffer_after_minutes, min_notice_minutes, booking_horizon_days, time_zone,
+              accepting_patients)
   on public.practitioners to authenticated;
 grant insert (practitioner_id, weekday, start_time, end_time, valid_from, valid_until),
       update (weekday, start_time, end_time, valid_from, valid_until), delete
@@ -117,10 +153,12 @@ alter table public.practitioners enable row level security;
 alter table public.availability_rules enable row level security;
 alter table public.availability_exceptions enable row level security;
 
+-- The whole directory, inactive practitioners included (with active = false), so that what
+-- booking answers about a practitioner never tells more than the directory does.
 create policy "anyone reads the practitioner directory" on public.practitioners
   for select to anon, authenticated using (true);
 create policy "practitioners update own record" on public.practitioners
-  for update to authenticated using (profile_id = (select auth.uid())) with check (profile_id = (select auth.uid()));
+  for update to authenticated using (access.is_practitioner(id)) with check (access.is_practitioner(id));
 
 create policy "anyone reads availability" on public.availability_rules
   for select to anon, authenticated using (true);
@@ -142,16 +180,22 @@ create policy "practitioners change own exceptions" on public.availability_excep
 create policy "practitioners remove own exceptions" on public.availability_exceptions
   for delete to authenticated using (access.is_practitioner(practitioner_id));
 
--- Appointments and consultations ---------------------------------------------------------------
-
+-- Appointments and consultations -----------------------------------------------------------------
+-- Written only by the scheduling RPCs; read by their patient, their practitioner and admins.
+-- Statuses, the statuses that hold time, and the FHIR invariants are the extension's
+-- (careplane_rules::scheduling::appointment).
 create table public.appointments (
   id uuid primary key default gen_random_uuid(),
   patient_id uuid not null references public.profiles (id) on delete restrict,
   practitioner_id uuid not null references public.practitioners (id) on delete restrict,
   period tstzrange,
-  status text not null default 'booked' check (status in (
-    'proposed', 'pending', 'booked', 'arrived', 'checked-in', 'fulfilled',
-    'cancelled', 'noshow', 'entered-in-error', 'waitlist')),
+  status text not null default 'booked' check (status = any (careplane.appointment_statuses())),
+  -- The patient's answer (FHIR Appointment.participant.status): accepted (they booked it, accepted
+  -- it, or it was booked by someone entitled to), needs-action (a practitioner's proposal),
+  -- declined. Only an accepted appointment shows a relationship, and only then is the patient
+  -- emailed or texted about it.
+  patient_participation text not null default 'accepted'
+    check (patient_participation = any (careplane.participation_statuses())),
   reason text check (length(reason) <= 2000),
   cancellation_reason text check (length(cancellation_reason) <= 2000),
   created_by uuid references auth.users (id) on delete set null,
@@ -159,29 +203,29 @@ create table public.appointments (
   created_at timestamptz not null default now(),
   updated_at timestamptz not null default now(),
   -- FHIR: start and end both or neither (a range has both), required unless proposed, cancelled or waitlist.
-  constraint appointment_period_required check (period is not null or status in ('proposed', 'cancelled', 'waitlist')),
+  constraint appointment_period_required check (period is not null or not careplane.appointment_needs_period(status)),
   constraint appointment_period_bounded check (
     period is null or (not isempty(period) and not lower_inf(period) and not upper_inf(period))),
   -- FHIR: a cancellation reason only when cancelled or noshow.
   constraint cancellation_reason_only_when_cancelled check (
-    cancellation_reason is null or status in ('cancelled', 'noshow')),
-  unique (patient_id, idempotency_key),
-  -- Time held by active appointments (same list as careplane_rules::scheduling::ACTIVE_STATUSES):
-  -- the last line of defence against double booking.
+    cancellation_reason is null or careplane.appointment_allows_cancellation_reason(status)),
+  -- An idempotency key is the requester's own: booking on someone's behalf never uses up theirs.
+  constraint appointments_idempotency_key unique (created_by, idempotency_key),
+  -- Time held by the statuses that hold time: the last line of defence against double booking.
   constraint appointments_practitioner_time_free exclude using gist (practitioner_id with =, period with &&)
-    where (status in ('pending', 'booked', 'arrived', 'checked-in', 'fulfilled')),
+    where (careplane.is_active_appointment_status(status)),
   constraint appointments_patient_time_free exclude using gist (patient_id with =, period with &&)
-    where (status in ('pending', 'booked', 'arrived', 'checked-in', 'fulfilled'))
+    where (careplane.is_active_appointment_status(status))
 );
 create index appointments_practitioner_idx on public.appointments (practitioner_id, lower(period));
-create index appointments_patient_idx on public.appointments (patient_id, lower(period));
+create index appointments_patient_idx on public.appointments (patient_id, practitioner_id);
 create trigger touch_updated_at before update on public.appointments
   for each row execute function private.touch_updated_at();
 
 create table public.consultations (
   id uuid primary key default gen_random_uuid(),
   appointment_id uuid not null unique references public.appointments (id) on delete restrict,
-  status text not null default 'scheduled' check (status in ('scheduled', 'waiting', 'in_progress', 'ended')),
+  status text not null default 'scheduled' check (status = any (careplane.consultation_statuses())),
   started_at timestamptz,
   ended_at timestamptz,
   summary text check (length(summary) <= 20000),
@@ -194,27 +238,26 @@ create table public.consultations (
 create trigger touch_updated_at before update on public.consultations
   for each row execute function private.touch_updated_at();
 
--- The statuses from which a practitioner may see the patient's records ("booked onward").
+-- Is the caller, as a practitioner holding their role now, on this patient's care team (an
+-- appointment the patient accepted, booked onward)? A proposal opens nothing.
 create function access.is_care_team_of(patient uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
   select exists (
     select 1
       from public.appointments a
-      join public.practitioners p on p.id = a.practitioner_id
      where a.patient_id = patient
-       and p.profile_id = auth.uid()
-       and a.status in ('booked', 'arrived', 'checked-in', 'fulfilled', 'noshow'))
+       and careplane.is_care_team_appointment_status(a.status)
+       and access.is_practitioner(a.practitioner_id))
 $$;
 
--- Is the caller the patient or the practitioner of this appointment?
+-- Is the caller the patient, or the practitioner (holding their role now), of this appointment?
 create function access.is_appointment_party(appointment uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
   select exists (
     select 1
       from public.appointments a
-      join public.practitioners p on p.id = a.practitioner_id
      where a.id = appointment
-       and (a.patient_id = auth.uid() or p.profile_id = auth.uid()))
+       and (a.patient_id = auth.uid() or access.is_practitioner(a.practitioner_id)))
 $$;
 
 revoke all on public.appointments, public.consultations from anon, authenticated, service_role;
@@ -244,19 +287,21 @@ create trigger audit after insert or update or delete on public.appointments
 create trigger audit after insert or update or delete on public.consultations
   for each row execute function private.audit();
 
+-- Booking ----------------------------------------------------------------------------------------
 
--- Booking ---------------------------------------------------------------------------------------
--- The practitioner's schedule as the extension reads it.
+-- The practitioner's schedule as the extension reads it (careplane_rules::scheduling::Schedule).
 create function private.schedule_json(p public.practitioners) returns jsonb
 language sql stable security definer set search_path = '' as $$
   select jsonb_build_object(
     'time_zone', p.time_zone,
     'slot_minutes', p.slot_minutes,
-    'align_minutes', p.slot_alignment_minutes,
+    'slot_alignment_minutes', p.slot_alignment_minutes,
     'buffer_before_minutes', p.buffer_before_minutes,
     'buffer_after_minutes', p.buffer_after_minutes,
     'min_notice_minutes', p.min_notice_minutes,
     'booking_horizon_days', p.booking_horizon_days,
+    'accepting_patients', p.accepting_patients,
+    'active', p.active,
     'weekly', coalesce((
       select jsonb_agg(jsonb_build_object('weekday', r.weekday, 'start_time', r.start_time, 'end_time', r.end_time,
                                           'valid_from', r.valid_from, 'valid_until', r.valid_until))
@@ -266,59 +311,96 @@ language sql stable security definer set search_path = '' as $$
         from public.availability_exceptions e where e.practitioner_id = p.id), '[]'::jsonb))
 $$;
 
--- Active appointments of a practitioner (or, with by_patient, of a patient) near a window, as
--- [{start, end}], leaving out one appointment (the one being moved).
-create function private.busy_json(owner_id uuid, by_patient boolean, around tstzrange, except_id uuid) returns jsonb
+-- The span around [from_ts, to_ts) in which busy time can matter: the extension's busy window
+-- (careplane.busy_window_minutes(), at least the largest buffer) either side.
+create function private.busy_span(from_ts timestamptz, to_ts timestamptz) returns tstzrange
+language sql stable set search_path = '' as $$
+  select tstzrange(least(from_ts, to_ts) - make_interval(mins => careplane.busy_window_minutes()),
+                   greatest(from_ts, to_ts) + make_interval(mins => careplane.busy_window_minutes()))
+$$;
+
+-- Appointments holding time for a practitioner (or, with by_patient, a patient) within a span,
+-- as [{start, end}], leaving out one appointment (the one being moved).
+create function private.busy_json(owner_id uuid, by_patient boolean, span tstzrange, except_id uuid) returns jsonb
 language sql stable security definer set search_path = '' as $$
   select coalesce(jsonb_agg(jsonb_build_object('start', lower(a.period), 'end', upper(a.period)) order by lower(a.period)), '[]'::jsonb)
     from public.appointments a
    where (case when by_patient then a.patient_id else a.practitioner_id end) = owner_id
-     and a.status in ('pending', 'booked', 'arrived', 'checked-in', 'fulfilled')
-     and a.period && around
+     and careplane.is_active_appointment_status(a.status)
+     and a.period && span
      and a.id is distinct from except_id
 $$;
 
--- The conflict reasons for booking `slot` with practitioner p for patient.
-create function private.conflicts(p public.practitioners, patient uuid, slot tstzrange, except_id uuid) returns jsonb
+-- The verdict on putting `slot` with practitioner p and patient into an appointment that will
+-- have `status` (the extension consults the patient's calendar only when that status holds time).
+create function private.conflicts(p public.practitioners, patient uuid, slot tstzrange, except_id uuid, status text)
+returns jsonb
 language sql stable security definer set search_path = '' as $$
   select careplane.booking_conflicts(jsonb_build_object(
     'schedule', private.schedule_json(p),
-    'practitioner_busy', private.busy_json(p.id, false, tstzrange(lower(slot) - interval '1 day', upper(slot) + interval '1 day'), except_id),
-    'patient_busy', private.busy_json(patient, true, tstzrange(lower(slot) - interval '1 day', upper(slot) + interval '1 day'), except_id),
+    'status', status,
+    'practitioner_busy', private.busy_json(p.id, false, private.busy_span(lower(slot), upper(slot)), except_id),
+    'patient_busy', private.busy_json(patient, true, private.busy_span(lower(slot), upper(slot)), except_id),
     'now', now(),
     'start', lower(slot),
     'end', upper(slot)))
 $$;
 
-create function private.raise_conflict(reasons jsonb) returns void
-language plpgsql volatile set search_path = '' as $$
+-- A 23P01 from the exclusion constraints, as the conflict verdict it means.
+create function private.exclusion_verdict(violated text) returns jsonb
+language sql stable set search_path = '' as $$
+  select careplane.conflict_verdict(array[case when violated = 'appointments_patient_time_free'
+                                                then 'patient_busy' else 'practitioner_busy' end])
+$$;
+
+-- Has the patient chosen this practitioner before (an appointment they booked or accepted)?
+create function private.has_relationship(patient uuid, practitioner uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (
+    select 1 from public.appointments a
+     where a.patient_id = patient and a.practitioner_id = practitioner
+       and careplane.establishes_relationship(a.status, a.patient_participation))
+$$;
+
+-- The consultation of a booked appointment and its conversation, with the patient and the
+-- practitioner as members (once; a second call changes nothing).
+create function private.open_consultation(a public.appointments) returns void
+language plpgsql security definer set search_path = '' as $$
+declare
+  consultation_id uuid;
+  conversation_id uuid;
 begin
-  raise exception 'the appointment cannot be booked: %', (select string_agg(r, ', ') from jsonb_array_elements_text(reasons) r)
-    using errcode = 'PT409', detail = jsonb_build_object('reasons', reasons)::text,
-          hint = 'Pick a slot from available_slots().';
+  insert into public.consultations (appointment_id) values (a.id)
+  on conflict (appointment_id) do nothing
+  returning id into consultation_id;
+  if consultation_id is null then
+    return;
+  end if;
+  insert into public.conversations (consultation_id, kind) values (consultation_id, 'consultation') returning id into conversation_id;
+  insert into public.conversation_members (conversation_id, user_id)
+  select conversation_id, u
+    from unnest(array[a.patient_id, (select p.profile_id from public.practitioners p where p.id = a.practitioner_id)]) u;
 end
 $$;
 
--- A 23P01 from the exclusion constraints, as the conflict it means.
-create function private.raise_exclusion_conflict(violated text) returns void
-language sql volatile set search_path = '' as $$
-  select private.raise_conflict(case when violated = 'appointments_patient_time_free'
-                                     then '["patient_busy"]'::jsonb else '["practitioner_busy"]'::jsonb end)
-$$;
-
--- Realtime events, in-app notifications and outbox messages for an appointment change, to the
--- patient and the practitioner, in the caller's transaction.
+-- Realtime events and in-app notifications for an appointment change, to the patient and the
+-- practitioner, in the caller's transaction; email / SMS to those who opted in — to the patient
+-- only about an appointment they accepted (careplane.may_contact_patient), so a proposal never
+-- reaches their email or phone.
 create function private.announce_appointment(a public.appointments, what text) returns void
 language plpgsql security definer set search_path = '' as $$
 declare
   practitioner_profile uuid;
+  contact_patient boolean := careplane.may_contact_patient(a.patient_participation);
   title text := case what
     when 'booked' then 'Consultation booked'
+    when 'proposed' then 'Consultation proposed'
+    when 'declined' then 'Consultation declined'
     when 'rescheduled' then 'Consultation moved'
     when 'cancelled' then 'Consultation cancelled'
     else 'Consultation ' || replace(a.status, '-', ' ') end;
-  payload jsonb := jsonb_build_object('appointment_id', a.id, 'status', a.status, 'change', what,
-                                      'starts_at', lower(a.period), 'ends_at', upper(a.period));
+  payload jsonb := jsonb_build_object('appointment_id', a.id, 'practitioner_id', a.practitioner_id, 'status', a.status,
+                                      'change', what, 'starts_at', lower(a.period), 'ends_at', upper(a.period));
 begin
   select p.profile_id into practitioner_profile from public.practitioners p where p.id = a.practitioner_id;
   insert into private.realtime_events (topic, event, payload)
@@ -328,15 +410,18 @@ begin
   insert into private.outbox (channel, recipient, template, payload)
   select 'email', pr.email, 'appointment_' || what, payload
     from public.profiles pr
-   where pr.id in (a.patient_id, practitioner_profile) and pr.email is not null and pr.email_opt_in
+   where (pr.id = practitioner_profile or (pr.id = a.patient_id and contact_patient))
+     and pr.email is not null and pr.email_opt_in
   union all
   select 'sms', pr.phone, 'appointment_' || what, payload
     from public.profiles pr
-   where pr.id in (a.patient_id, practitioner_profile) and pr.phone is not null and pr.sms_opt_in;
+   where (pr.id = practitioner_profile or (pr.id = a.patient_id and contact_patient))
+     and pr.phone is not null and pr.sms_opt_in;
 end
 $$;
 
--- public.available_slots: anyone, anonymous visitors included; only free slots leave the database.
+-- public.available_slots: anyone, anonymous visitors included; only free slots leave the database
+-- (none while the practitioner is inactive or not accepting patients).
 create function public.available_slots(practitioner_id uuid, from_ts timestamptz, to_ts timestamptz)
 returns table (slot_start timestamptz, slot_end timestamptz)
 language plpgsql stable security definer set search_path = '' as $$
@@ -345,25 +430,27 @@ declare
 begin
   select * into p from public.practitioners pr where pr.id = available_slots.practitioner_id;
   if p.id is null then
-    raise exception 'no practitioner %', available_slots.practitioner_id using errcode = 'PT404';
+    raise exception 'no practitioner %', available_slots.practitioner_id using errcode = 'PT404',
+      detail = '{"code": "practitioner_not_found"}';
   end if;
   if from_ts is null or to_ts is null then
-    raise exception 'from_ts and to_ts are required' using errcode = '22023';
-  end if;
-  if not p.accepting_patients then
-    return;
+    raise exception 'from_ts and to_ts are required' using errcode = '22023',
+      detail = '{"code": "invalid_parameter", "field": "from_ts, to_ts"}';
   end if;
   return query
     select (s ->> 'slot_start')::timestamptz, (s ->> 'slot_end')::timestamptz
       from jsonb_array_elements(careplane.available_slots(jsonb_build_object(
              'schedule', private.schedule_json(p),
-             'busy', private.busy_json(p.id, false, tstzrange(from_ts - interval '1 day', to_ts + interval '1 day'), null),
+             'busy', private.busy_json(p.id, false, private.busy_span(from_ts, to_ts), null),
              'now', now(), 'from', from_ts, 'to', to_ts))) s;
 end
 $$;
 
--- Books for the caller; with patient_id, for that patient: a practitioner into their own
--- calendar, or anyone holding appointments.book_for_patients into any calendar.
+-- Books for the caller; with patient_id, for that patient: as the calendar's practitioner (a
+-- proposal unless the patient has chosen them before), or holding appointments.book_for_patients
+-- into any calendar. careplane.plan_booking decides who may and how; nothing about the patient
+-- shows to a caller without the permission, and a proposal neither holds the patient's time nor
+-- opens their records.
 create function public.book_appointment(
   practitioner_id uuid,
   starts_at timestamptz,
@@ -376,86 +463,75 @@ declare
   caller uuid := auth.uid();
   patient uuid := coalesce(book_appointment.patient_id, auth.uid());
   p public.practitioners;
+  earlier public.appointments;
+  plan jsonb;
   slot tstzrange;
-  reasons jsonb;
-  existing public.appointments;
   booked public.appointments;
   violated text;
-  consultation_id uuid;
-  conversation_id uuid;
 begin
-  if caller is null then
-    raise exception 'sign in to book a consultation' using errcode = '42501';
+  if length(book_appointment.reason) > 2000 then
+    raise exception 'reason is at most 2000 characters' using errcode = '22023',
+      detail = '{"code": "invalid_parameter", "field": "reason"}';
   end if;
-  if starts_at is null then
-    raise exception 'starts_at is required' using errcode = '22023';
-  end if;
-  if patient <> caller and not exists (select 1 from public.profiles pr where pr.id = patient) then
-    raise exception 'no patient %', patient using errcode = 'PT404';
-  end if;
-  if length(reason) > 2000 or length(idempotency_key) not between 1 and 200 then
-    raise exception 'reason is at most 2000 characters and idempotency_key 1 to 200' using errcode = '22023';
+  if length(book_appointment.idempotency_key) not between 1 and 200 then
+    raise exception 'idempotency_key is 1 to 200 characters' using errcode = '22023',
+      detail = '{"code": "invalid_parameter", "field": "idempotency_key"}';
   end if;
   -- One booking at a time per practitioner: availability, buffers and the insert are atomic.
   select * into p from public.practitioners pr where pr.id = book_appointment.practitioner_id for update;
-  if p.id is null then
-    raise exception 'no practitioner %', book_appointment.practitioner_id using errcode = 'PT404';
+  if caller is not null and book_appointment.idempotency_key is not null then
+    select * into earlier from public.appointments a
+     where a.created_by = caller and a.idempotency_key = book_appointment.idempotency_key;
   end if;
-  if p.profile_id = patient then
-    raise exception 'a practitioner cannot book a consultation with themselves' using errcode = '22023';
+  plan := private.enforce(careplane.plan_booking(jsonb_build_object(
+    'signed_in', caller is not null,
+    'on_behalf', patient is distinct from caller,
+    'may_book_for_patients', public.authorize('appointments.book_for_patients'),
+    'owns_calendar', p.id is not null and access.is_practitioner(p.id),
+    'practitioner_found', p.id is not null,
+    'patient_found', exists (select 1 from public.profiles pr where pr.id = patient),
+    'patient_is_practitioner', coalesce(p.profile_id = patient, false),
+    'relationship', p.id is not null and patient is not null and private.has_relationship(patient, p.id),
+    'practitioner_id', book_appointment.practitioner_id,
+    'patient_id', patient,
+    'starts_at', book_appointment.starts_at,
+    'earlier', case when earlier.id is not null then jsonb_build_object(
+      'practitioner_id', earlier.practitioner_id, 'patient_id', earlier.patient_id, 'starts_at', lower(earlier.period)) end)));
+  if (plan ->> 'replay')::boolean then
+    return earlier;  -- a retry of the same request
   end if;
-  if patient <> caller and p.profile_id <> caller and not public.authorize('appointments.book_for_patients') then
-    raise exception 'booking for another patient needs the appointments.book_for_patients permission, or your own calendar'
-      using errcode = '42501';
-  end if;
+
   slot := tstzrange(starts_at, starts_at + make_interval(mins => p.slot_minutes));
-
-  if idempotency_key is not null then
-    select * into existing from public.appointments a
-     where a.patient_id = patient and a.idempotency_key = book_appointment.idempotency_key;
-    if existing.id is not null then
-      if existing.practitioner_id = p.id and lower(existing.period) = starts_at then
-        return existing;  -- a retry of the same request
-      end if;
-      raise exception 'idempotency key % was used for a different booking', book_appointment.idempotency_key
-        using errcode = 'PT409', detail = '{"reasons": ["idempotency_key_reused"]}';
-    end if;
-  end if;
-
-  if not p.accepting_patients then
-    perform private.raise_conflict('["outside_hours"]');
-  end if;
-  reasons := private.conflicts(p, patient, slot, null);
-  if jsonb_array_length(reasons) > 0 then
-    perform private.raise_conflict(reasons);
-  end if;
-
+  perform private.enforce(private.conflicts(p, patient, slot, null, plan ->> 'status'));
   begin
-    insert into public.appointments (patient_id, practitioner_id, period, status, reason, created_by, idempotency_key)
-    values (patient, p.id, slot, 'booked', nullif(btrim(book_appointment.reason), ''), caller, book_appointment.idempotency_key)
+    insert into public.appointments (patient_id, practitioner_id, period, status, patient_participation, reason,
+                                     created_by, idempotency_key)
+    values (patient, p.id, slot, plan ->> 'status', plan ->> 'participation', nullif(btrim(book_appointment.reason), ''),
+            caller, book_appointment.idempotency_key)
     returning * into booked;
   exception when exclusion_violation then
     get stacked diagnostics violated = constraint_name;
-    perform private.raise_exclusion_conflict(violated);
+    perform private.enforce(private.exclusion_verdict(violated));
   end;
 
-  insert into public.consultations (appointment_id) values (booked.id) returning id into consultation_id;
-  insert into public.conversations (consultation_id, kind) values (consultation_id, 'consultation') returning id into conversation_id;
-  insert into public.conversation_members (conversation_id, user_id) values (conversation_id, patient), (conversation_id, p.profile_id);
-  perform private.announce_appointment(booked, 'booked');
+  if (plan ->> 'opens_consultation')::boolean then
+    perform private.open_consultation(booked);
+  end if;
+  perform private.announce_appointment(booked, plan ->> 'change');
   return booked;
 end
 $$;
 
--- Who the caller is to this appointment: its practitioner, its patient, or an admin; null for
--- anyone else (who is then told it does not exist).
+-- Who the caller is to this appointment: its practitioner (holding their role now), its
+-- patient, or someone holding appointments.book_for_patients; null for anyone else (who is then
+-- told it does not exist).
 create function private.appointment_actor(a public.appointments) returns text
 language sql stable security definer set search_path = '' as $$
   select case
     when a.id is null then null
-    when exists (select 1 from public.practitioners p where p.id = a.practitioner_id and p.profile_id = auth.uid()) then 'practitioner'
+    when access.is_practitioner(a.practitioner_id) then 'practitioner'
     when a.patient_id = auth.uid() then 'patient'
-    when access.has_role('admin') then 'admin'
+    when public.authorize('appointments.book_for_patients') then 'admin'
   end
 $$;
 
@@ -465,23 +541,28 @@ declare
   a public.appointments;
 begin
   if auth.uid() is null then
-    raise exception 'sign in to change an appointment' using errcode = '42501';
+    raise exception 'sign in to change an appointment' using errcode = '42501',
+      detail = '{"code": "sign_in_required"}';
   end if;
   -- Practitioner first, then the appointment: the same lock order as booking.
   perform 1 from public.practitioners p
    where p.id = (select a2.practitioner_id from public.appointments a2 where a2.id = appointment_id) for update;
   select * into a from public.appointments a3 where a3.id = appointment_id for update;
   if private.appointment_actor(a) is null then
-    raise exception 'no appointment %', appointment_id using errcode = 'PT404';
+    raise exception 'no appointment %', appointment_id using errcode = 'PT404',
+      detail = '{"code": "appointment_not_found"}';
   end if;
   return a;
 end
 $$;
 
-create function private.check_appointment_move(a public.appointments, to_status text) returns void
+-- The extension's verdict on `action` (set_status with to_status, cancel, accept, decline,
+-- reschedule) by the caller, raised when refused: {"ok": true, "to", "participation"?}.
+create function private.check_move(a public.appointments, action text, to_status text default null) returns jsonb
 language sql volatile set search_path = '' as $$
-  select private.enforce_transition(
-    careplane.appointment_transition(a.status, to_status, private.appointment_actor(a)), a.status, to_status)
+  select private.enforce(careplane.appointment_transition(jsonb_strip_nulls(jsonb_build_object(
+    'action', action, 'from', a.status, 'to', to_status, 'actor', private.appointment_actor(a),
+    'starts_at', lower(a.period), 'now', now()))))
 $$;
 
 create function public.reschedule_appointment(appointment_id uuid, starts_at timestamptz) returns public.appointments
@@ -490,30 +571,21 @@ declare
   a public.appointments := private.locked_appointment(appointment_id);
   p public.practitioners;
   slot tstzrange;
-  reasons jsonb;
   violated text;
 begin
-  if private.appointment_actor(a) = 'admin' then
-    raise exception 'admins do not move consultations; the patient or the practitioner does' using errcode = '42501';
-  end if;
-  if a.status not in ('pending', 'booked') then
-    raise exception 'a % appointment cannot be rescheduled', a.status using errcode = 'PT422',
-      detail = jsonb_build_object('reason', 'invalid_transition', 'from', a.status)::text;
-  end if;
+  perform private.check_move(a, 'reschedule');
   if starts_at is null then
-    raise exception 'starts_at is required' using errcode = '22023';
+    raise exception 'starts_at is required' using errcode = '22023',
+      detail = '{"code": "invalid_parameter", "field": "starts_at"}';
   end if;
   select * into p from public.practitioners pr where pr.id = a.practitioner_id;
   slot := tstzrange(starts_at, starts_at + make_interval(mins => p.slot_minutes));
-  reasons := private.conflicts(p, a.patient_id, slot, a.id);
-  if jsonb_array_length(reasons) > 0 then
-    perform private.raise_conflict(reasons);
-  end if;
+  perform private.enforce(private.conflicts(p, a.patient_id, slot, a.id, a.status));
   begin
     update public.appointments ap set period = slot where ap.id = a.id returning * into a;
   exception when exclusion_violation then
     get stacked diagnostics violated = constraint_name;
-    perform private.raise_exclusion_conflict(violated);
+    perform private.enforce(private.exclusion_verdict(violated));
   end;
   perform private.announce_appointment(a, 'rescheduled');
   return a;
@@ -524,12 +596,14 @@ create function public.cancel_appointment(appointment_id uuid, reason text) retu
 language plpgsql security definer set search_path = '' as $$
 declare
   a public.appointments := private.locked_appointment(appointment_id);
+  move jsonb;
 begin
   if reason is null or length(btrim(reason)) = 0 or length(reason) > 2000 then
-    raise exception 'a cancellation reason (1 to 2000 characters) is required' using errcode = '22023';
+    raise exception 'a cancellation reason (1 to 2000 characters) is required' using errcode = '22023',
+      detail = '{"code": "invalid_parameter", "field": "reason"}';
   end if;
-  perform private.check_appointment_move(a, 'cancelled');
-  update public.appointments ap set status = 'cancelled', cancellation_reason = btrim(cancel_appointment.reason)
+  move := private.check_move(a, 'cancel');
+  update public.appointments ap set status = move ->> 'to', cancellation_reason = btrim(cancel_appointment.reason)
    where ap.id = a.id returning * into a;
   perform private.announce_appointment(a, 'cancelled');
   return a;
@@ -540,18 +614,59 @@ create function public.set_appointment_status(appointment_id uuid, status text) 
 language plpgsql security definer set search_path = '' as $$
 declare
   a public.appointments := private.locked_appointment(appointment_id);
-  new_status text := set_appointment_status.status;
+  move jsonb := private.check_move(a, 'set_status', set_appointment_status.status);
 begin
-  if new_status = 'cancelled' then
-    raise exception 'use cancel_appointment, which records the reason' using errcode = 'PT422',
-      detail = '{"reason": "use_cancel_appointment"}';
-  end if;
-  perform private.check_appointment_move(a, new_status);
-  update public.appointments ap set status = new_status where ap.id = a.id returning * into a;
+  update public.appointments ap set status = move ->> 'to' where ap.id = a.id returning * into a;
   update public.consultations c
-     set status = case when new_status in ('arrived', 'checked-in') and c.status = 'scheduled' then 'waiting' else c.status end
-   where c.appointment_id = a.id;
-  perform private.announce_appointment(a, new_status);
+     set status = careplane.consultation_status_after(a.status, c.status)
+   where c.appointment_id = a.id
+     and c.status is distinct from careplane.consultation_status_after(a.status, c.status);
+  perform private.announce_appointment(a, a.status);
+  return a;
+end
+$$;
+
+-- The patient accepts a practitioner's proposal: checked against both calendars (the patient's
+-- own included) as a booking is, then booked, with its consultation and conversation.
+create function public.accept_appointment(appointment_id uuid) returns public.appointments
+language plpgsql security definer set search_path = '' as $$
+declare
+  a public.appointments := private.locked_appointment(appointment_id);
+  move jsonb := private.check_move(a, 'accept');
+  p public.practitioners;
+  violated text;
+begin
+  select * into p from public.practitioners pr where pr.id = a.practitioner_id;
+  perform private.enforce(private.conflicts(p, a.patient_id, a.period, a.id, move ->> 'to'));
+  begin
+    update public.appointments ap set status = move ->> 'to', patient_participation = move ->> 'participation'
+     where ap.id = a.id returning * into a;
+  exception when exclusion_violation then
+    get stacked diagnostics violated = constraint_name;
+    perform private.enforce(private.exclusion_verdict(violated));
+  end;
+  perform private.open_consultation(a);
+  perform private.announce_appointment(a, 'booked');
+  return a;
+end
+$$;
+
+-- The patient declines a practitioner's proposal (a reason is optional).
+create function public.decline_appointment(appointment_id uuid, reason text default null) returns public.appointments
+language plpgsql security definer set search_path = '' as $$
+declare
+  a public.appointments := private.locked_appointment(appointment_id);
+  move jsonb := private.check_move(a, 'decline');
+begin
+  if length(reason) > 2000 then
+    raise exception 'reason is at most 2000 characters' using errcode = '22023',
+      detail = '{"code": "invalid_parameter", "field": "reason"}';
+  end if;
+  update public.appointments ap
+     set status = move ->> 'to', patient_participation = move ->> 'participation',
+         cancellation_reason = nullif(btrim(decline_appointment.reason), '')
+   where ap.id = a.id returning * into a;
+  perform private.announce_appointment(a, 'declined');
   return a;
 end
 $$;
@@ -559,10 +674,10 @@ $$;
 revoke all on all functions in schema private from public, anon, authenticated, service_role;
 revoke execute on function public.book_appointment(uuid, timestamptz, text, text, uuid),
   public.reschedule_appointment(uuid, timestamptz), public.cancel_appointment(uuid, text),
-  public.set_appointment_status(uuid, text)
+  public.set_appointment_status(uuid, text), public.accept_appointment(uuid), public.decline_appointment(uuid, text)
   from public, anon;
 grant execute on function public.book_appointment(uuid, timestamptz, text, text, uuid),
   public.reschedule_appointment(uuid, timestamptz), public.cancel_appointment(uuid, text),
-  public.set_appointment_status(uuid, text)
+  public.set_appointment_status(uuid, text), public.accept_appointment(uuid), public.decline_appointment(uuid, text)
   to authenticated, service_role;
 grant execute on function public.available_slots(uuid, timestamptz, timestamptz) to anon, authenticated, service_role;

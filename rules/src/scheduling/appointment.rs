@@ -257,7 +257,7 @@ pub enum TransitionError {
     #[error("an appointment cannot go from {from} to {to}")]
     NotAllowed { from: Status, to: Status },
     /// `42501 forbidden`: the move exists, but not for this actor.
-    #[error("a {} may not {} an appointment that is {from}", actor.code(), describe(*action))]
+    #[error("{}", forbidden_message(*actor, *action, *from))]
     Forbidden { actor: Actor, action: Action, from: Status },
     /// `PT422 use_cancel_appointment`.
     #[error("use cancel_appointment, which records the reason")]
@@ -274,13 +274,15 @@ pub enum TransitionError {
     NotReschedulable { status: Status },
 }
 
-fn describe(action: Action) -> String {
+fn forbidden_message(actor: Actor, action: Action, from: Status) -> String {
+    let who = match actor {
+        Actor::Admin => "an admin",
+        Actor::Patient => "a patient",
+        Actor::Practitioner => "a practitioner",
+    };
     match action {
-        Action::SetStatus(to) => format!("move to {to}"),
-        Action::Cancel => "cancel".to_owned(),
-        Action::Accept => "accept".to_owned(),
-        Action::Decline => "decline".to_owned(),
-        Action::Reschedule => "reschedule".to_owned(),
+        Action::SetStatus(to) => format!("{who} may not move an appointment from {from} to {to}"),
+        other => format!("{who} may not {} an appointment that is {from}", other.code()),
     }
 }
 
@@ -417,7 +419,8 @@ pub const TRANSITION_FIELDS: &[&str] = &["action", "from", "to", "actor", "start
 
 /// `careplane.appointment_transition(jsonb)`: `{action: set_status|cancel|accept|decline|reschedule,
 /// from, to (set_status only), actor: patient|practitioner|admin, starts_at (null when the
-/// appointment has no period), now}` → `{"ok": true, "to": status}` or the refusal.
+/// appointment has no period), now}` → `{"ok": true, "to": status}` (and, for accept and
+/// decline, the patient's `participation`) or the refusal.
 pub fn transition_verdict(value: &Value) -> Result<Verdict, InputError> {
     let f = Fields::new("input", value, TRANSITION_FIELDS)?;
     let status = |field: &str| -> Result<Option<Status>, InputError> {
@@ -452,7 +455,16 @@ pub fn transition_verdict(value: &Value) -> Result<Verdict, InputError> {
     let starts_at = f.parsed("starts_at", "an RFC 3339 timestamp", super::parse_instant)?;
     let now = super::required_instant(&f, "now")?;
     Ok(match decide(action, from, actor, starts_at, now) {
-        Ok(to) => Verdict::allow_with(json!({ "to": to.code() })),
+        Ok(to) => {
+            let mut payload = json!({ "to": to.code() });
+            // The patient's answer to a proposal is their participation.
+            match action {
+                Action::Accept => payload["participation"] = json!(Participation::Accepted.code()),
+                Action::Decline => payload["participation"] = json!(Participation::Declined.code()),
+                _ => {}
+            }
+            Verdict::allow_with(payload)
+        }
         Err(e) => Verdict::refuse(&e),
     })
 }

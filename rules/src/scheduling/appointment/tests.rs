@@ -119,7 +119,9 @@ fn refusals_carry_sqlstate_code_and_detail() {
     let v = Verdict::refuse(&set(Booked, Arrived, Actor::Patient).unwrap_err()).into_json();
     assert_eq!(v["sqlstate"], "42501");
     assert_eq!(v["detail"], json!({"code": "forbidden", "actor": "patient", "action": "set_status", "from": "booked", "to": "arrived"}));
-    assert_eq!(v["message"], "a patient may not move to arrived an appointment that is booked");
+    assert_eq!(v["message"], "a patient may not move an appointment from booked to arrived");
+    let v = Verdict::refuse(&decide(Action::Reschedule, Booked, Actor::Admin, None, at(NOW)).unwrap_err()).into_json();
+    assert_eq!(v["message"], "an admin may not reschedule an appointment that is booked");
 }
 
 #[test]
@@ -144,6 +146,8 @@ fn transition_json_names_the_field() {
     assert_eq!(err(json!({"action": "cancel", "from": "booked", "to": "cancelled", "actor": "patient", "now": NOW})), "input.to");
     let ok = transition_verdict(&json!({"action": "cancel", "from": "booked", "actor": "patient", "now": NOW})).unwrap();
     assert_eq!(ok.into_json(), json!({"ok": true, "to": "cancelled"}));
+    let accepted = transition_verdict(&json!({"action": "accept", "from": "proposed", "actor": "patient", "now": NOW})).unwrap();
+    assert_eq!(accepted.into_json(), json!({"ok": true, "to": "booked", "participation": "accepted"}));
 }
 
 #[test]
