@@ -99,7 +99,10 @@ language sql stable security definer set search_path = '' as $$
 $$;
 
 -- Registering a practitioner: admins, for a user who holds the doctor or nurse role. A
--- practitioner deactivated by a revoked role is reactivated (settings kept) once the role is back.
+-- practitioner deactivated by a revoked role is registered again the same way once the role is
+-- back: the record is reactivated with the kind, name, fee, currency and zone given (calendar
+-- and scheduling settings kept; accepting_patients stays as the revocation left it, off, until
+-- the practitioner opens their calendar).
 create function public.register_practitioner(
   profile_id uuid, kind text, display_name text, consultation_fee_minor bigint, currency text,
   time_zone text, specialty text default null
@@ -117,7 +120,9 @@ begin
       using errcode = 'PT422', hint = 'Grant the role first (grant_role).';
   end if;
   update public.practitioners pr
-     set active = true, kind = register_practitioner.kind
+     set active = true, kind = register_practitioner.kind, display_name = register_practitioner.display_name,
+         specialty = register_practitioner.specialty, consultation_fee_minor = register_practitioner.consultation_fee_minor,
+         currency = register_practitioner.currency, time_zone = register_practitioner.time_zone
    where pr.profile_id = register_practitioner.profile_id and not pr.active
   returning * into registered;
   if registered.id is not null then

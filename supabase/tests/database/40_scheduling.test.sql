@@ -5,7 +5,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(87);
+select plan(91);
 
 -- Dr Obi (Lagos) works Mondays 09:00–17:00; Dr Mensah (Accra) gets Monday mornings too.
 update public.appointments set status = 'cancelled', cancellation_reason = 'fixture cleared' where status <> 'cancelled';
@@ -319,6 +319,25 @@ select is(tests.attempt('doctor_with_role_gone', $$select count(*) from public.a
 select is(tests.attempt('doctor_with_role_gone', $$update public.practitioners set consultation_fee_minor = 1$$), '0',
   'and no fee changes');
 insert into public.user_roles (user_id, role) values ('33333333-3333-4333-8333-333333333333', 'doctor');
+
+-- Registering again after a revocation --------------------------------------------------------------------
+select tests.act_as('patient_a');
+select throws_ok($$select public.register_practitioner('22222222-2222-4222-8222-222222222222', 'doctor', 'Dr B', 100, 'NGN', 'Africa/Lagos')$$,
+  '42501', null, 'only an admin registers practitioners');
+select tests.act_as_owner();
+select tests.act_as('admin');
+select throws_ok($$select public.register_practitioner('22222222-2222-4222-8222-222222222222', 'doctor', 'Dr B', 100, 'NGN', 'Africa/Lagos')$$,
+  'PT422', null, 'a user without the role is not registered');
+select tests.act_as_owner();
+update public.practitioners set active = false, accepting_patients = false where id = 'd2000000-0000-4000-8000-000000000002';
+select tests.act_as('admin');
+select results_eq($$select id, active, accepting_patients, display_name, consultation_fee_minor
+                      from public.register_practitioner('44444444-4444-4444-8444-444444444444', 'doctor', 'Dr K. Mensah', 25000, 'GHS', 'Africa/Accra')$$,
+  $$values ('d2000000-0000-4000-8000-000000000002'::uuid, true, false, 'Dr K. Mensah'::text, 25000::bigint)$$,
+  'registering a deactivated practitioner again reactivates the same record with the reviewed fee; the calendar stays closed');
+select tests.act_as_owner();
+select is((select count(*)::int from public.availability_rules where practitioner_id = 'd2000000-0000-4000-8000-000000000002'), 2,
+  'and keeps their hours');
 
 -- One definition of each list and bound ----------------------------------------------------------------
 select is(careplane.appointment_statuses(),
