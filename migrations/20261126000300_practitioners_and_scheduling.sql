@@ -619,8 +619,13 @@ create function public.set_appointment_status(appointment_id uuid, status text) 
 language plpgsql security definer set search_path = '' as $$
 declare
   a public.appointments := private.locked_appointment(appointment_id);
-  move jsonb := private.check_move(a, 'set_status', set_appointment_status.status);
+  move jsonb;
 begin
+  if set_appointment_status.status is null then
+    raise exception 'status is required' using errcode = '22023',
+      detail = '{"code": "invalid_parameter", "field": "status"}';
+  end if;
+  move := private.check_move(a, 'set_status', set_appointment_status.status);
   update public.appointments ap set status = move ->> 'to' where ap.id = a.id returning * into a;
   update public.consultations c
      set status = careplane.consultation_status_after(a.status, c.status)

@@ -5,7 +5,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(91);
+select plan(92);
 
 -- Dr Obi (Lagos) works Mondays 09:00–17:00; Dr Mensah (Accra) gets Monday mornings too.
 update public.appointments set status = 'cancelled', cancellation_reason = 'fixture cleared' where status <> 'cancelled';
@@ -118,6 +118,8 @@ select tests.act_as_owner();
 select tests.act_as('doctor_with');
 select throws_ok($$select public.set_appointment_status((select id from booked), 'fulfilled')$$, 'PT422',
   'an appointment cannot go from booked to fulfilled', 'steps are not skipped');
+select is(tests.detail_of($$select public.set_appointment_status((select id from booked), null)$$),
+  '{"code": "invalid_parameter", "field": "status"}'::jsonb, 'a missing status is 22023 naming the field');
 select is((public.set_appointment_status((select id from booked), 'arrived')).status, 'arrived', 'the practitioner marks arrival');
 select tests.act_as_owner();
 select is((select status from public.consultations where appointment_id = (select id from booked)), 'waiting',
