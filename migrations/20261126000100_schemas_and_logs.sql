@@ -148,20 +148,14 @@ begin
 end
 $$;
 
--- An IANA time zone name ('Africa/Lagos', 'Europe/London', 'UTC'), not an abbreviation ('WAT')
--- or a POSIX string ('EST5EDT', 'UTC+1'). Marked immutable for use in check constraints: zones
--- are only ever added. (pg_timezone_names is exact but reads the zone files: ~100 ms a call.)
+-- An IANA time zone name ('Africa/Lagos', 'Europe/London', 'UTC') that the extension's rules can
+-- compute with: not an abbreviation ('WAT'), a POSIX string ('EST5EDT', 'UTC+1') or a path into
+-- the zone directory ('posix/Africa/Lagos') that Postgres alone would accept. One definition:
+-- careplane.is_valid_time_zone (careplane_rules::scheduling::is_valid_time_zone, chrono-tz), so a
+-- zone stored in a profile or a practitioner's calendar is always one the rules can read.
 create function public.is_valid_time_zone(tz text) returns boolean
-language plpgsql immutable strict parallel safe set search_path = '' as $$
-begin
-  if tz <> 'UTC' and tz !~ '^[A-Za-z]+(/[A-Za-z0-9_+-]+)+$' then
-    return false;
-  end if;
-  perform now() at time zone tz;
-  return true;
-exception when invalid_parameter_value then
-  return false;
-end
+language sql immutable strict parallel safe set search_path = '' as $$
+  select careplane.is_valid_time_zone(tz)
 $$;
 
 -- The one place a rule's refusal is raised. Every careplane.* rule that can refuse answers a

@@ -14,12 +14,19 @@
 //! after an earlier appointment ends, and end that long before a later one starts.
 //! Availability is computed by generating candidate slots and keeping exactly those that
 //! [`booking_conflicts`] accepts, so every offered slot is bookable.
+//!
+//! [`appointment`] holds the appointment life cycle (FHIR statuses, who may move what) and
+//! [`booking`] who may book for whom, and how.
+
+pub mod appointment;
+pub mod booking;
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use crate::json::{invalid, Fields, InputError};
+use crate::verdict::{Refusal, Verdict};
 
 pub type Instant = DateTime<Utc>;
 
@@ -65,6 +72,22 @@ pub struct DateException {
     pub times: Option<(NaiveTime, NaiveTime)>,
 }
 
+impl ExceptionKind {
+    /// The values of `availability_exceptions.kind`.
+    pub const ALL: [ExceptionKind; 2] = [ExceptionKind::TimeOff, ExceptionKind::ExtraHours];
+
+    pub fn code(self) -> &'static str {
+        match self {
+            ExceptionKind::TimeOff => "time_off",
+            ExceptionKind::ExtraHours => "extra_hours",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.code() == s)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     pub tz: Tz,
@@ -76,11 +99,102 @@ pub struct Schedule {
     pub buffer_after_minutes: i64,
     pub min_notice_minutes: i64,
     pub booking_horizon_days: i64,
+    /// The practitioner takes new bookings (and moves of existing ones).
+    pub accepting_patients: bool,
+    /// The practitioner currently holds their role (revoking it makes them inactive).
+    pub active: bool,
 }
+
+// ------------------------------------------------------------------------------------------------
+// Settings
+
+/// A scheduling setting a practitioner chooses (a column of `public.practitioners`), with its
+/// inclusive bounds and default. The table's check constraints and defaults call
+/// `careplane.is_valid_schedule_setting` / `careplane.schedule_setting_default`, so these are the
+/// only bounds: what the table stores, the rules accept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Setting {
+    pub name: &'static str,
+    pub min: i64,
+    pub max: i64,
+    /// `None`: no default (required, or derived: the alignment defaults to the slot length).
+    pub default: Option<i64>,
+}
+
+impl Setting {
+    pub fn admits(&self, value: i64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    fn read(&self, f: &Fields<'_>) -> Result<Option<i64>, InputError> {
+        f.whole(self.name, self.min, self.max)
+    }
+}
+
+pub const SLOT_MINUTES: Setting = Setting { name: "slot_minutes", min: 5, max: 480, default: Some(30) };
+/// Slot starts fall on multiples of this many minutes past local midnight (default: the slot
+/// length). At most four hours: a coarser grid would leave most working days without a slot.
+pub const SLOT_ALIGNMENT_MINUTES: Setting = Setting { name: "slot_alignment_minutes", min: 5, max: 240, default: None };
+pub const BUFFER_BEFORE_MINUTES: Setting = Setting { name: "buffer_before_minutes", min: 0, max: 240, default: Some(0) };
+pub const BUFFER_AFTER_MINUTES: Setting = Setting { name: "buffer_after_minutes", min: 0, max: 240, default: Some(0) };
+pub const MIN_NOTICE_MINUTES: Setting = Setting { name: "min_notice_minutes", min: 0, max: 43_200, default: Some(60) };
+pub const BOOKING_HORIZON_DAYS: Setting = Setting { name: "booking_horizon_days", min: 1, max: 730, default: Some(60) };
+
+pub const SETTINGS: [Setting; 6] =
+    [SLOT_MINUTES, SLOT_ALIGNMENT_MINUTES, BUFFER_BEFORE_MINUTES, BUFFER_AFTER_MINUTES, MIN_NOTICE_MINUTES, BOOKING_HORIZON_DAYS];
+
+pub fn setting(name: &str) -> Result<Setting, InputError> {
+    SETTINGS.into_iter().find(|s| s.name == name).ok_or_else(|| {
+        invalid("setting", format!("unknown scheduling setting {name:?}; expected one of {}", setting_names()))
+    })
+}
+
+fn setting_names() -> String {
+    SETTINGS.iter().map(|s| s.name).collect::<Vec<_>>().join(", ")
+}
+
+/// How far either side of a requested slot (or an `available_slots` window) the RPCs read busy
+/// time: one day. It must be at least the largest buffer, or an appointment that a buffer
+/// makes conflicting could be left out (a test says it is).
+pub const BUSY_WINDOW_MINUTES: i64 = 24 * 60;
+
+/// The longest window `available_slots` computes at once.
+pub const MAX_WINDOW_DAYS: i64 = 62;
+
+/// Every scheduling limit, by name: `{settings: {name: {min, max, default}}, busy_window_minutes,
+/// max_window_days}` (the contract in docs/scheduling.md).
+pub fn limits_json() -> Value {
+    let settings: Map<String, Value> = SETTINGS
+        .iter()
+        .map(|s| (s.name.to_owned(), json!({ "min": s.min, "max": s.max, "default": s.default })))
+        .collect();
+    json!({ "settings": settings, "busy_window_minutes": BUSY_WINDOW_MINUTES, "max_window_days": MAX_WINDOW_DAYS })
+}
+
+/// An IANA time zone name the rules can compute with: `UTC`, or `Area/Location` (`Africa/Lagos`,
+/// `America/Argentina/Buenos_Aires`, `Etc/GMT+1`) known to chrono-tz. Not an abbreviation (`WAT`),
+/// a POSIX rule (`EST5EDT`, `UTC+1`), or a path into the zone directory (`posix/Africa/Lagos`,
+/// `right/UTC`) that Postgres would accept and the rules could not read.
+pub fn is_valid_time_zone(name: &str) -> bool {
+    let shaped = name == "UTC"
+        || (name.contains('/')
+            && !name.starts_with("posix/")
+            && !name.starts_with("right/")
+            && name.split('/').all(|part| {
+                !part.is_empty() && part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '+' | '-'))
+            })
+            && name.split('/').next().is_some_and(|area| area.chars().all(|c| c.is_ascii_alphabetic())));
+    shaped && name.parse::<Tz>().is_ok()
+}
+
+// ------------------------------------------------------------------------------------------------
+// Conflicts
 
 /// Why a booking cannot be made; the codes are part of the API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Conflict {
+    PractitionerInactive,
+    NotAcceptingPatients,
     InvalidPeriod,
     OutsideHours,
     TimeOff,
@@ -92,8 +206,27 @@ pub enum Conflict {
 }
 
 impl Conflict {
+    pub const ALL: [Conflict; 10] = [
+        Conflict::PractitionerInactive,
+        Conflict::NotAcceptingPatients,
+        Conflict::InvalidPeriod,
+        Conflict::OutsideHours,
+        Conflict::TimeOff,
+        Conflict::TooSoon,
+        Conflict::TooFar,
+        Conflict::PractitionerBusy,
+        Conflict::Buffer,
+        Conflict::PatientBusy,
+    ];
+
+    pub fn parse(code: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.code() == code)
+    }
+
     pub fn code(self) -> &'static str {
         match self {
+            Conflict::PractitionerInactive => "practitioner_inactive",
+            Conflict::NotAcceptingPatients => "not_accepting_patients",
             Conflict::InvalidPeriod => "invalid_period",
             Conflict::OutsideHours => "outside_hours",
             Conflict::TimeOff => "time_off",
@@ -106,8 +239,47 @@ impl Conflict {
     }
 }
 
-/// The longest window `available_slots` computes at once.
-pub const MAX_WINDOW_DAYS: i64 = 62;
+/// The refusal of a booking (or a move) that conflicts: `PT409`, detail
+/// `{"code": "booking_conflict", "reasons": [codes…]}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conflicts(pub Vec<Conflict>);
+
+impl std::fmt::Display for Conflicts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let codes: Vec<&str> = self.0.iter().map(|c| c.code()).collect();
+        write!(f, "the appointment cannot be booked: {}", codes.join(", "))
+    }
+}
+
+impl Refusal for Conflicts {
+    fn sqlstate(&self) -> &'static str {
+        "PT409"
+    }
+    fn code(&self) -> &'static str {
+        "booking_conflict"
+    }
+    fn detail(&self) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("reasons".into(), json!(self.0.iter().map(|c| c.code()).collect::<Vec<_>>()));
+        m
+    }
+    fn hint(&self) -> Option<&'static str> {
+        if self.0.iter().all(|c| matches!(c, Conflict::PractitionerInactive | Conflict::NotAcceptingPatients)) {
+            Some("The practitioner is not taking bookings; choose another practitioner.")
+        } else {
+            Some("Pick a slot from available_slots().")
+        }
+    }
+}
+
+/// The verdict on booking (or moving an appointment to) a slot: allowed, or [`Conflicts`].
+pub fn conflicts_verdict(conflicts: Vec<Conflict>) -> Verdict {
+    if conflicts.is_empty() {
+        Verdict::allow()
+    } else {
+        Verdict::refuse(&Conflicts(conflicts))
+    }
+}
 
 fn minutes(m: i64) -> Duration {
     Duration::minutes(m)
@@ -225,13 +397,23 @@ fn merge(mut v: Vec<(NaiveTime, NaiveTime)>) -> Vec<(NaiveTime, NaiveTime)> {
 }
 
 /// Everything that stands in the way of booking `slot`; empty when it can be booked.
+///
+/// A practitioner who is inactive or not accepting patients takes nothing, and that is the only
+/// reason given. `patient_busy` is `None` when the patient's calendar is not to be consulted
+/// (see [`ConflictQuery`]): the answer then never says `patient_busy`.
 pub fn booking_conflicts(
     schedule: &Schedule,
     practitioner_busy: &[Period],
-    patient_busy: &[Period],
+    patient_busy: Option<&[Period]>,
     now: Instant,
     slot: Period,
 ) -> Vec<Conflict> {
+    if !schedule.active {
+        return vec![Conflict::PractitionerInactive];
+    }
+    if !schedule.accepting_patients {
+        return vec![Conflict::NotAcceptingPatients];
+    }
     if slot.end <= slot.start || slot.end - slot.start != minutes(schedule.slot_minutes) || !schedule.is_aligned(slot.start)
     {
         return vec![Conflict::InvalidPeriod];
@@ -257,7 +439,7 @@ pub fn booking_conflicts(
     } else if practitioner_busy.iter().any(|b| b.overlaps(&Period::new(slot.start - gap, slot.end + gap))) {
         out.push(Conflict::Buffer);
     }
-    if patient_busy.iter().any(|b| b.overlaps(&slot)) {
+    if patient_busy.is_some_and(|busy| busy.iter().any(|b| b.overlaps(&slot))) {
         out.push(Conflict::PatientBusy);
     }
     out
@@ -276,6 +458,9 @@ pub fn available_slots(
     if window.end - window.start > Duration::days(MAX_WINDOW_DAYS) {
         return Err(invalid("to", format!("the window is at most {MAX_WINDOW_DAYS} days")));
     }
+    if !schedule.active || !schedule.accepting_patients {
+        return Ok(Vec::new());
+    }
     let slot_len = minutes(schedule.slot_minutes);
     let mut slots: Vec<Period> = Vec::new();
     let (first, last) = (schedule.local_date(window.start), schedule.local_date(window.end));
@@ -285,7 +470,7 @@ pub fn available_slots(
             while t + slot_len <= interval.end.min(window.end) {
                 let slot = Period::new(t, t + slot_len);
                 let free = slots.last().is_none_or(|prev| prev.end <= slot.start);
-                if free && booking_conflicts(schedule, practitioner_busy, &[], now, slot).is_empty() {
+                if free && booking_conflicts(schedule, practitioner_busy, None, now, slot).is_empty() {
                     slots.push(slot);
                     t = schedule.align_up(slot.end);
                 } else {
@@ -298,103 +483,11 @@ pub fn available_slots(
 }
 
 // ------------------------------------------------------------------------------------------------
-// FHIR R4 Appointment statuses
-
-pub const APPOINTMENT_STATUSES: [&str; 10] = [
-    "proposed", "pending", "booked", "arrived", "checked-in", "fulfilled", "cancelled", "noshow", "entered-in-error",
-    "waitlist",
-];
-
-/// Statuses in which an appointment holds its time (exclusion constraints use the same list).
-pub const ACTIVE_STATUSES: [&str; 5] = ["pending", "booked", "arrived", "checked-in", "fulfilled"];
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Actor {
-    Patient,
-    Practitioner,
-    Admin,
-}
-
-impl Actor {
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "patient" => Self::Patient,
-            "practitioner" => Self::Practitioner,
-            "admin" => Self::Admin,
-            _ => return None,
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StatusError {
-    #[error("unknown appointment status {0:?}")]
-    Unknown(String),
-    #[error("an appointment cannot go from {from} to {to}")]
-    NotAllowed { from: String, to: String },
-    #[error("a {actor} may not move an appointment from {from} to {to}")]
-    Forbidden { actor: &'static str, from: String, to: String },
-}
-
-/// The transition table (FHIR's typical flow, and the corrections it allows).
-pub fn status_transition(from: &str, to: &str, actor: Actor) -> Result<(), StatusError> {
-    for s in [from, to] {
-        if !APPOINTMENT_STATUSES.contains(&s) {
-            return Err(StatusError::Unknown(s.to_owned()));
-        }
-    }
-    let allowed = matches!(
-        (from, to),
-        ("proposed", "pending" | "booked" | "waitlist" | "cancelled")
-            | ("waitlist", "pending" | "booked" | "cancelled")
-            | ("pending", "booked" | "cancelled")
-            | ("booked", "arrived" | "checked-in" | "cancelled" | "noshow")
-            | ("arrived", "checked-in" | "fulfilled" | "noshow" | "cancelled")
-            | ("checked-in", "fulfilled")
-    ) || (to == "entered-in-error" && from != "entered-in-error");
-    if !allowed {
-        return Err(StatusError::NotAllowed { from: from.to_owned(), to: to.to_owned() });
-    }
-    let permitted = match actor {
-        Actor::Practitioner => true,
-        Actor::Admin => matches!(to, "cancelled" | "entered-in-error"),
-        // A patient cannot mark themselves arrived, seen or absent; they may cancel or accept.
-        // Before the visit starts only.
-        Actor::Patient => {
-            (to == "cancelled" && matches!(from, "proposed" | "pending" | "booked" | "waitlist"))
-                || (from == "proposed" && to == "booked")
-        }
-    };
-    if permitted {
-        Ok(())
-    } else {
-        let actor = match actor {
-            Actor::Patient => "patient",
-            Actor::Practitioner => "practitioner",
-            Actor::Admin => "admin",
-        };
-        Err(StatusError::Forbidden { actor, from: from.to_owned(), to: to.to_owned() })
-    }
-}
-
-/// FHIR invariants: start and end both or neither, required unless proposed / cancelled /
-/// waitlist; a cancellation reason only when cancelled or noshow.
-pub fn check_invariants(status: &str, period: Option<Period>, cancellation_reason: Option<&str>) -> Result<(), String> {
-    if period.is_none() && !matches!(status, "proposed" | "cancelled" | "waitlist") {
-        return Err(format!("a {status} appointment needs a start and an end"));
-    }
-    if cancellation_reason.is_some() && !matches!(status, "cancelled" | "noshow") {
-        return Err("a cancellation reason is only for a cancelled or no-show appointment".to_owned());
-    }
-    Ok(())
-}
-
-// ------------------------------------------------------------------------------------------------
 // JSON
 
 pub const SCHEDULE_FIELDS: &[&str] = &[
-    "time_zone", "weekly", "exceptions", "slot_minutes", "align_minutes", "buffer_before_minutes",
-    "buffer_after_minutes", "min_notice_minutes", "booking_horizon_days",
+    "time_zone", "weekly", "exceptions", "slot_minutes", "slot_alignment_minutes", "buffer_before_minutes",
+    "buffer_after_minutes", "min_notice_minutes", "booking_horizon_days", "accepting_patients", "active",
 ];
 
 fn parse_time(s: &str) -> Option<NaiveTime> {
@@ -412,14 +505,17 @@ pub fn parse_instant(s: &str) -> Option<Instant> {
 impl Schedule {
     /// `{time_zone, weekly: [{weekday, start_time, end_time, valid_from, valid_until}],
     /// exceptions: [{on_date, kind: time_off|extra_hours, start_time, end_time}], slot_minutes,
-    /// align_minutes, buffer_before_minutes, buffer_after_minutes, min_notice_minutes,
-    /// booking_horizon_days}` — the shape of the practitioners / availability tables.
+    /// slot_alignment_minutes, buffer_before_minutes, buffer_after_minutes, min_notice_minutes,
+    /// booking_horizon_days, accepting_patients, active}` — the shape of the practitioners /
+    /// availability tables. Absent settings take their [`SETTINGS`] default; absent flags are true.
     pub fn from_json(value: &Value) -> Result<Self, InputError> {
         let f = Fields::new("schedule", value, SCHEDULE_FIELDS)?;
         let tz = f
-            .parsed("time_zone", "an IANA time zone such as \"Africa/Lagos\"", |s| s.parse::<Tz>().ok())?
+            .parsed("time_zone", "an IANA time zone such as \"Africa/Lagos\"", |s| {
+                is_valid_time_zone(s).then(|| s.parse::<Tz>().ok()).flatten()
+            })?
             .ok_or_else(|| invalid("schedule.time_zone", "required"))?;
-        let slot_minutes = f.whole("slot_minutes", 5, 480)?.ok_or_else(|| invalid("schedule.slot_minutes", "required"))?;
+        let slot_minutes = SLOT_MINUTES.read(&f)?.ok_or_else(|| invalid("schedule.slot_minutes", "required"))?;
         let mut weekly = Vec::new();
         for (i, w) in f.array("weekly")?.iter().enumerate() {
             let w = Fields::new(format!("schedule.weekly[{i}]"), w, &["weekday", "start_time", "end_time", "valid_from", "valid_until", "id", "practitioner_id", "created_at"])?;
@@ -440,11 +536,7 @@ impl Schedule {
         for (i, e) in f.array("exceptions")?.iter().enumerate() {
             let e = Fields::new(format!("schedule.exceptions[{i}]"), e, &["on_date", "kind", "start_time", "end_time", "id", "practitioner_id", "created_at"])?;
             let kind = e
-                .parsed("kind", "\"time_off\" or \"extra_hours\"", |s| match s {
-                    "time_off" => Some(ExceptionKind::TimeOff),
-                    "extra_hours" => Some(ExceptionKind::ExtraHours),
-                    _ => None,
-                })?
+                .parsed("kind", "\"time_off\" or \"extra_hours\"", ExceptionKind::parse)?
                 .ok_or_else(|| invalid(&e.name("kind"), "required"))?;
             let times = match (e.parsed("start_time", "a time", parse_time)?, e.parsed("end_time", "a time", parse_time)?) {
                 (Some(s), Some(t)) if s < t => Some((s, t)),
@@ -457,17 +549,21 @@ impl Schedule {
                 times,
             });
         }
-        let align_minutes = f.whole("align_minutes", 1, 1440)?.unwrap_or(slot_minutes);
+        let with_default = |s: Setting| -> Result<i64, InputError> {
+            Ok(s.read(&f)?.or(s.default).expect("every optional setting has a default"))
+        };
         Ok(Schedule {
             tz,
             weekly,
             exceptions,
             slot_minutes,
-            align_minutes,
-            buffer_before_minutes: f.whole("buffer_before_minutes", 0, 240)?.unwrap_or(0),
-            buffer_after_minutes: f.whole("buffer_after_minutes", 0, 240)?.unwrap_or(0),
-            min_notice_minutes: f.whole("min_notice_minutes", 0, 43_200)?.unwrap_or(0),
-            booking_horizon_days: f.whole("booking_horizon_days", 1, 730)?.unwrap_or(60),
+            align_minutes: SLOT_ALIGNMENT_MINUTES.read(&f)?.unwrap_or(slot_minutes),
+            buffer_before_minutes: with_default(BUFFER_BEFORE_MINUTES)?,
+            buffer_after_minutes: with_default(BUFFER_AFTER_MINUTES)?,
+            min_notice_minutes: with_default(MIN_NOTICE_MINUTES)?,
+            booking_horizon_days: with_default(BOOKING_HORIZON_DAYS)?,
+            accepting_patients: f.boolean("accepting_patients")?.unwrap_or(true),
+            active: f.boolean("active")?.unwrap_or(true),
         })
     }
 }
@@ -490,6 +586,50 @@ pub fn periods_from_json(field: &str, value: Option<&Value>) -> Result<Vec<Perio
 
 pub fn period_json(p: &Period) -> Value {
     json!({ "slot_start": p.start.to_rfc3339(), "slot_end": p.end.to_rfc3339() })
+}
+
+pub const CONFLICT_QUERY_FIELDS: &[&str] = &["schedule", "status", "practitioner_busy", "patient_busy", "now", "start", "end"];
+
+/// What `careplane.booking_conflicts` is asked: can `[start, end)` be booked into an appointment
+/// that will have `status`?
+///
+/// The patient's calendar is consulted only when that status holds time
+/// ([`appointment::holds_time`]): a proposal holds none, so proposing tells the practitioner
+/// nothing about the patient's other appointments; the patient's acceptance (status `booked`)
+/// is checked against it, and the patient may learn their own calendar.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConflictQuery {
+    pub schedule: Schedule,
+    pub practitioner_busy: Vec<Period>,
+    pub patient_busy: Option<Vec<Period>>,
+    pub now: Instant,
+    pub slot: Period,
+}
+
+impl ConflictQuery {
+    /// `{schedule, status, practitioner_busy: [{start, end}], patient_busy, now, start, end}`.
+    pub fn from_json(value: &Value) -> Result<Self, InputError> {
+        let f = Fields::new("input", value, CONFLICT_QUERY_FIELDS)?;
+        let status = f
+            .parsed("status", "an appointment status", appointment::Status::parse)?
+            .ok_or_else(|| invalid("input.status", "required"))?;
+        let patient_busy = periods_from_json("input.patient_busy", f.get("patient_busy"))?;
+        Ok(ConflictQuery {
+            schedule: Schedule::from_json(f.require("schedule")?)?,
+            practitioner_busy: periods_from_json("input.practitioner_busy", f.get("practitioner_busy"))?,
+            patient_busy: appointment::holds_time(status).then_some(patient_busy),
+            now: required_instant(&f, "now")?,
+            slot: Period::new(required_instant(&f, "start")?, required_instant(&f, "end")?),
+        })
+    }
+
+    pub fn conflicts(&self) -> Vec<Conflict> {
+        booking_conflicts(&self.schedule, &self.practitioner_busy, self.patient_busy.as_deref(), self.now, self.slot)
+    }
+}
+
+pub fn required_instant(f: &Fields<'_>, field: &str) -> Result<Instant, InputError> {
+    f.parsed(field, "an RFC 3339 timestamp", parse_instant)?.ok_or_else(|| invalid(&f.name(field), "required"))
 }
 
 #[cfg(test)]

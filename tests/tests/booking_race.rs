@@ -1,5 +1,6 @@
 //! Concurrent bookings on real connections: the database never stores a double booking, and
-//! every loser gets PT409.
+//! every loser gets PT409 — bookings racing bookings, and a patient accepting a proposal racing
+//! other patients booking the same slot.
 
 use std::sync::Arc;
 
@@ -18,6 +19,12 @@ enum Outcome {
 
 /// A Lagos practitioner working 09:00–17:00 every weekday; returns its id and next Monday 09:00.
 async fn practitioner(owner: &mut PgConnection, alignment: Option<i32>) -> (Uuid, DateTime<Utc>) {
+    let (id, _, monday) = practitioner_with_profile(owner, alignment).await;
+    (id, monday)
+}
+
+/// As [`practitioner`], also returning the practitioner's own user id.
+async fn practitioner_with_profile(owner: &mut PgConnection, alignment: Option<i32>) -> (Uuid, Uuid, DateTime<Utc>) {
     let doctor = create_user(owner, "doctor").await.unwrap();
     let id: Uuid = sqlx::query_scalar(
         "insert into public.practitioners (profile_id, kind, display_name, consultation_fee_minor, currency, time_zone,
@@ -43,7 +50,7 @@ async fn practitioner(owner: &mut PgConnection, alignment: Option<i32>) -> (Uuid
     .fetch_one(&mut *owner)
     .await
     .unwrap();
-    (id, monday)
+    (id, doctor, monday)
 }
 
 /// `CLIENTS` patients, each on their own connection, call book_appointment at the same moment.
@@ -138,4 +145,70 @@ async fn fifty_overlapping_different_slots_never_store_an_overlap() {
             assert!(blocking >= 1, "the request for {start} was refused but nothing overlaps it");
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn accepting_a_proposal_while_others_book_its_slot_stores_one_appointment() {
+    let db = TestDb::migrated().await.unwrap();
+    let mut owner = db.connect().await.unwrap();
+    let (practitioner, doctor, monday) = practitioner_with_profile(&mut owner, None).await;
+    // The practitioner proposes Monday 09:00 to a patient who has never booked with them.
+    let invited = create_user(&mut owner, "patient").await.unwrap();
+    let proposal: (Uuid, String) = {
+        let mut conn = db.connect().await.unwrap();
+        let mut tx = begin_as(&mut conn, &user_claims(doctor, "doctor")).await.unwrap();
+        let row = sqlx::query_as("select id, status from public.book_appointment($1, $2, null, null, $3)")
+            .bind(practitioner)
+            .bind(monday)
+            .bind(invited)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        row
+    };
+    assert_eq!(proposal.1, "proposed");
+
+    // The invited patient accepts while CLIENTS - 1 others book the same slot.
+    let barrier = Arc::new(Barrier::new(CLIENTS));
+    let mut tasks = Vec::new();
+    for i in 0..CLIENTS {
+        let patient = if i == 0 { invited } else { create_user(&mut owner, "patient").await.unwrap() };
+        let mut conn = db.connect().await.unwrap();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut tx = begin_as(&mut conn, &user_claims(patient, "patient")).await.unwrap();
+            barrier.wait().await;
+            let result = if i == 0 {
+                sqlx::query("select * from public.accept_appointment($1)").bind(proposal.0).execute(&mut *tx).await
+            } else {
+                sqlx::query("select * from public.book_appointment($1, $2)").bind(practitioner).bind(monday).execute(&mut *tx).await
+            };
+            match result {
+                Ok(_) => {
+                    tx.commit().await.unwrap();
+                    Outcome::Booked
+                }
+                Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("PT409") => Outcome::Conflict,
+                Err(e) => panic!("unexpected error: {e}"),
+            }
+        }));
+    }
+    let mut booked = 0;
+    for t in tasks {
+        if matches!(t.await.unwrap(), Outcome::Booked) {
+            booked += 1;
+        }
+    }
+    assert_eq!(booked, 1, "exactly one of the acceptance and the bookings wins");
+    let holding: i64 = sqlx::query_scalar(
+        "select count(*) from public.appointments where practitioner_id = $1 and status = 'booked' and lower(period) = $2",
+    )
+    .bind(practitioner)
+    .bind(monday)
+    .fetch_one(&mut owner)
+    .await
+    .unwrap();
+    assert_eq!(holding, 1, "one appointment holds the slot");
+    assert_eq!(stored_overlaps(&mut owner, practitioner).await, 0);
 }

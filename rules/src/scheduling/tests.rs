@@ -25,6 +25,8 @@ fn schedule(tz: &str, weekly: &[(u32, &str, &str)]) -> Schedule {
         buffer_after_minutes: 0,
         min_notice_minutes: 0,
         booking_horizon_days: 730,
+        accepting_patients: true,
+        active: true,
     }
 }
 
@@ -134,7 +136,7 @@ fn every_conflict_reason() {
     let now = utc("2026-11-30T07:00:00Z"); // 08:00 in Lagos
     let slot = |start: &str, mins: i64| Period::new(utc(start), utc(start) + Duration::minutes(mins));
     let busy = [slot("2026-11-30T10:00:00Z", 30)]; // 11:00–11:30 Lagos
-    let check = |p: Period, patient: &[Period]| booking_conflicts(&s, &busy, patient, now, p);
+    let check = |p: Period, patient: &[Period]| booking_conflicts(&s, &busy, Some(patient), now, p);
 
     assert_eq!(check(slot("2026-11-30T09:00:00Z", 30), &[]), []); // 10:00 Lagos: fine
     assert_eq!(check(slot("2026-11-30T09:10:00Z", 30), &[]), [Conflict::InvalidPeriod], "misaligned");
@@ -175,25 +177,102 @@ fn window_limits() {
 }
 
 #[test]
-fn patients_cannot_mark_themselves_arrived_and_terminal_states_hold() {
-    assert!(matches!(status_transition("booked", "arrived", Actor::Patient), Err(StatusError::Forbidden { .. })));
-    assert_eq!(status_transition("booked", "arrived", Actor::Practitioner), Ok(()));
-    assert_eq!(status_transition("booked", "cancelled", Actor::Patient), Ok(()));
-    assert!(matches!(status_transition("arrived", "cancelled", Actor::Patient), Err(StatusError::Forbidden { .. })));
-    assert_eq!(status_transition("arrived", "cancelled", Actor::Practitioner), Ok(()));
-    assert!(matches!(status_transition("fulfilled", "cancelled", Actor::Practitioner), Err(StatusError::NotAllowed { .. })));
-    assert!(matches!(status_transition("cancelled", "booked", Actor::Practitioner), Err(StatusError::NotAllowed { .. })));
-    assert_eq!(status_transition("fulfilled", "entered-in-error", Actor::Admin), Ok(()));
-    assert!(matches!(status_transition("booked", "fulfilled", Actor::Admin), Err(StatusError::NotAllowed { .. })));
-    assert!(matches!(status_transition("booked", "done", Actor::Admin), Err(StatusError::Unknown(_))));
+fn not_accepting_patients_has_its_own_reason_not_outside_hours() {
+    let mut s = schedule("Africa/Lagos", &[(1, "09:00", "12:00")]);
+    let now = utc("2026-11-01T00:00:00Z");
+    let slot = Period::new(utc("2026-11-30T09:00:00Z"), utc("2026-11-30T09:30:00Z"));
+    s.accepting_patients = false;
+    assert_eq!(booking_conflicts(&s, &[], None, now, slot), [Conflict::NotAcceptingPatients]);
+    let outside = Period::new(utc("2026-11-30T15:00:00Z"), utc("2026-11-30T15:30:00Z"));
+    assert_eq!(booking_conflicts(&s, &[], None, now, outside), [Conflict::NotAcceptingPatients], "the only reason given");
+    assert!(available_slots(&s, &[], now, Period::new(utc("2026-11-30T00:00:00Z"), utc("2026-12-01T00:00:00Z"))).unwrap().is_empty());
+    s.active = false;
+    assert_eq!(booking_conflicts(&s, &[], None, now, slot), [Conflict::PractitionerInactive]);
 }
 
 #[test]
-fn fhir_invariants() {
-    assert!(check_invariants("booked", None, None).is_err());
-    assert!(check_invariants("proposed", None, None).is_ok());
-    assert!(check_invariants("booked", None, Some("x")).is_err());
-    assert!(check_invariants("cancelled", None, Some("patient request")).is_ok());
+fn patient_busy_is_only_answered_when_the_patients_calendar_is_consulted() {
+    let s = schedule("Africa/Lagos", &[(1, "09:00", "12:00")]);
+    let now = utc("2026-11-01T00:00:00Z");
+    let slot = Period::new(utc("2026-11-30T09:00:00Z"), utc("2026-11-30T09:30:00Z"));
+    let patient = [slot];
+    assert_eq!(booking_conflicts(&s, &[], Some(&patient), now, slot), [Conflict::PatientBusy]);
+    assert_eq!(booking_conflicts(&s, &[], None, now, slot), []);
+    let query = |status: &str| {
+        ConflictQuery::from_json(&json!({
+            "schedule": {"time_zone": "Africa/Lagos", "slot_minutes": 30, "min_notice_minutes": 0,
+                         "weekly": [{"weekday": 1, "start_time": "09:00", "end_time": "12:00"}]},
+            "status": status,
+            "practitioner_busy": [],
+            "patient_busy": [{"start": "2026-11-30T09:00:00Z", "end": "2026-11-30T09:30:00Z"}],
+            "now": "2026-11-01T00:00:00Z", "start": "2026-11-30T09:00:00Z", "end": "2026-11-30T09:30:00Z"
+        }))
+        .unwrap()
+        .conflicts()
+    };
+    assert_eq!(query("booked"), [Conflict::PatientBusy]);
+    assert_eq!(query("proposed"), [], "a proposal holds no time and learns nothing of the patient's calendar");
+}
+
+#[test]
+fn conflicts_are_one_verdict_with_code_and_reasons() {
+    let v = conflicts_verdict(vec![Conflict::OutsideHours, Conflict::TooSoon]).into_json();
+    assert_eq!(
+        v,
+        json!({"ok": false, "sqlstate": "PT409", "message": "the appointment cannot be booked: outside_hours, too_soon",
+               "detail": {"code": "booking_conflict", "reasons": ["outside_hours", "too_soon"]},
+               "hint": "Pick a slot from available_slots()."})
+    );
+    assert!(conflicts_verdict(vec![]).is_ok());
+    for c in Conflict::ALL {
+        assert_eq!(Conflict::parse(c.code()), Some(c));
+    }
+}
+
+#[test]
+fn settings_have_one_set_of_bounds() {
+    assert_eq!(setting("slot_alignment_minutes").unwrap(), SLOT_ALIGNMENT_MINUTES);
+    assert!(setting("align_minutes").is_err());
+    assert!(SLOT_ALIGNMENT_MINUTES.admits(5) && SLOT_ALIGNMENT_MINUTES.admits(240));
+    assert!(!SLOT_ALIGNMENT_MINUTES.admits(4) && !SLOT_ALIGNMENT_MINUTES.admits(241));
+    let with = |k: &str, v: i64| {
+        let mut j = json!({"time_zone": "UTC", "slot_minutes": 30});
+        j[k] = json!(v);
+        Schedule::from_json(&j)
+    };
+    for s in SETTINGS {
+        assert!(with(s.name, s.min).is_ok(), "{} accepts its minimum", s.name);
+        assert!(with(s.name, s.max).is_ok(), "{} accepts its maximum", s.name);
+        assert!(with(s.name, s.min - 1).is_err(), "{} refuses below", s.name);
+        assert!(with(s.name, s.max + 1).is_err(), "{} refuses above", s.name);
+        if let Some(d) = s.default {
+            assert!(s.admits(d), "{}'s default is within its bounds", s.name);
+        }
+    }
+    let defaults = Schedule::from_json(&json!({"time_zone": "UTC", "slot_minutes": 20})).unwrap();
+    assert_eq!(
+        (defaults.align_minutes, defaults.min_notice_minutes, defaults.booking_horizon_days, defaults.accepting_patients),
+        (20, 60, 60, true)
+    );
+    assert_eq!(limits_json()["settings"]["slot_alignment_minutes"], json!({"min": 5, "max": 240, "default": null}));
+}
+
+#[test]
+fn busy_window_covers_the_largest_buffer() {
+    assert!(BUSY_WINDOW_MINUTES >= BUFFER_BEFORE_MINUTES.max.max(BUFFER_AFTER_MINUTES.max) + SLOT_MINUTES.max);
+}
+
+#[test]
+fn time_zones_are_exactly_those_the_rules_can_read() {
+    for ok in ["UTC", "Africa/Lagos", "America/Argentina/Buenos_Aires", "Etc/GMT+1", "America/Port-au-Prince", "US/Pacific"] {
+        assert!(is_valid_time_zone(ok), "{ok}");
+    }
+    for bad in ["posix/Africa/Lagos", "right/UTC", "WAT", "EST5EDT", "UTC+1", "GMT", "africa/lagos", "Africa/Lagos/", "/Africa/Lagos",
+                "Mars/Base", "Africa//Lagos", "", "Africa/Lagos\0", "../Africa/Lagos"] {
+        assert!(!is_valid_time_zone(bad), "{bad:?}");
+    }
+    let posix = Schedule::from_json(&json!({"time_zone": "posix/Africa/Lagos", "slot_minutes": 30}));
+    assert!(posix.is_err(), "the schedule reads the same zones");
 }
 
 #[test]
@@ -215,6 +294,8 @@ fn schedule_json_errors_name_the_field() {
     }))
     .unwrap();
     assert_eq!((ok.align_minutes, ok.weekly.len(), ok.exceptions.len()), (20, 1, 1));
+    assert_eq!(err(json!({"time_zone": "UTC", "slot_minutes": 30, "slot_alignment_minutes": 1})), "schedule.slot_alignment_minutes");
+    assert_eq!(err(json!({"time_zone": "UTC", "slot_minutes": 30, "accepting_patients": "no"})), "schedule.accepting_patients");
 }
 
 // Properties -------------------------------------------------------------------------------------
@@ -250,6 +331,8 @@ fn arb_schedule() -> impl Strategy<Value = Schedule> {
                 buffer_after_minutes: after,
                 min_notice_minutes: 0,
                 booking_horizon_days: 730,
+                accepting_patients: true,
+                active: true,
             }
         })
 }
@@ -282,7 +365,7 @@ proptest! {
             prop_assert_eq!(slot.end - slot.start, Duration::minutes(s.slot_minutes));
             prop_assert!(s.tz.from_local_datetime(&slot.start.with_timezone(&s.tz).naive_local()).single().is_some()
                 || s.tz.from_local_datetime(&slot.start.with_timezone(&s.tz).naive_local()).earliest().is_some());
-            let conflicts = booking_conflicts(&s, &busy, &[], now, *slot);
+            let conflicts = booking_conflicts(&s, &busy, None, now, *slot);
             prop_assert!(conflicts.is_empty(), "offered {:?} but booking says {:?}", slot, conflicts);
         }
     }
