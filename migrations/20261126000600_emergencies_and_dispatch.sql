@@ -1,14 +1,108 @@
--- Emergency triage and dispatch RPCs: raising a request (triage computed here, by the
--- extension, never taken from the client), the dispatch queue, claiming with skip locked,
--- assigning the nearest responder, and the status life cycle.
+-- Emergencies and dispatch: responders, emergency requests, and the RPCs that raise a request
+-- (triage computed here, by the extension, never taken from the client), the dispatch queue,
+-- claiming with skip locked (claims lapse after 10 minutes without an assignment, and can be
+-- handed back), assigning the nearest responder, and the status life cycle.
 
-alter table public.emergency_requests
-  add column claimed_by uuid references public.profiles (id) on delete set null,
-  add column claimed_at timestamptz;
+create table public.responders (
+  id uuid primary key references public.profiles (id) on delete cascade,
+  call_sign text not null unique check (length(call_sign) between 1 and 50),
+  on_duty boolean not null default false,
+  last_lat double precision check (last_lat between -90 and 90),
+  last_lon double precision check (last_lon between -180 and 180),
+  last_seen_at timestamptz,
+  updated_at timestamptz not null default now(),
+  constraint responder_location_both_or_neither check ((last_lat is null) = (last_lon is null))
+);
+create trigger touch_updated_at before update on public.responders
+  for each row execute function private.touch_updated_at();
 
+create table public.emergency_requests (
+  id uuid primary key default gen_random_uuid(),
+  requester_id uuid not null references public.profiles (id) on delete restrict,
+  lat double precision not null check (lat between -90 and 90),
+  lon double precision not null check (lon between -180 and 180),
+  description text check (length(description) <= 4000),
+  vitals jsonb check (vitals is null or jsonb_typeof(vitals) = 'object'),
+  news2 jsonb,
+  news2_total smallint check (news2_total between 0 and 20),
+  esi_level smallint check (esi_level between 1 and 5),
+  triage jsonb,
+  status text not null default 'open'
+    check (status in ('open', 'assigned', 'en_route', 'on_scene', 'resolved', 'cancelled')),
+  assigned_responder_id uuid references public.responders (id) on delete restrict,
+  claimed_by uuid references public.profiles (id) on delete set null,
+  claimed_at timestamptz,
+  created_at timestamptz not null default now(),
+  assigned_at timestamptz,
+  resolved_at timestamptz,
+  updated_at timestamptz not null default now(),
+  constraint assigned_needs_responder check (
+    status in ('open', 'cancelled', 'resolved') or assigned_responder_id is not null)
+);
+create index emergency_requests_open_idx on public.emergency_requests (esi_level, news2_total desc, created_at)
+  where status in ('open', 'assigned', 'en_route', 'on_scene');
 -- Queue order: ESI level, then NEWS2 (its total, or the lower bound when incomplete), then waiting time.
 create index emergency_requests_queue_idx on public.emergency_requests
   (esi_level, ((news2 ->> 'partial_total')::int) desc, created_at) where status = 'open';
+
+create index emergency_requests_requester_idx on public.emergency_requests (requester_id, created_at);
+create index emergency_requests_responder_idx on public.emergency_requests (assigned_responder_id)
+  where assigned_responder_id is not null;
+create trigger touch_updated_at before update on public.emergency_requests
+  for each row execute function private.touch_updated_at();
+
+-- Profiles a dispatcher needs: requesters of active emergencies, and responders.
+create function access.is_dispatch_contact(person uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select public.authorize('emergencies.read_open') and (
+    exists (select 1 from public.emergency_requests e
+             where e.requester_id = person and e.status in ('open', 'assigned', 'en_route', 'on_scene'))
+    or exists (select 1 from public.responders r where r.id = person))
+$$;
+
+-- Profiles a responder needs: requesters of the active emergencies assigned to them.
+create function access.is_assigned_requester(person uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from public.emergency_requests e
+                  where e.requester_id = person and e.assigned_responder_id = auth.uid()
+                    and e.status in ('assigned', 'en_route', 'on_scene'))
+$$;
+
+revoke all on public.responders, public.emergency_requests from anon, authenticated, service_role;
+grant select on public.responders, public.emergency_requests to authenticated, service_role;
+grant update (on_duty, last_lat, last_lon, last_seen_at) on public.responders to authenticated;
+
+alter table public.responders enable row level security;
+alter table public.emergency_requests enable row level security;
+
+create policy "dispatchers read responders" on public.responders
+  for select to authenticated using ((select public.authorize('responders.read_all')));
+create policy "responders read own record" on public.responders
+  for select to authenticated using (id = (select auth.uid()));
+create policy "responders update own duty and location" on public.responders
+  for update to authenticated using (id = (select auth.uid())) with check (id = (select auth.uid()));
+
+create policy "requesters read own emergencies" on public.emergency_requests
+  for select to authenticated using (requester_id = (select auth.uid()));
+create policy "dispatchers read active emergencies" on public.emergency_requests
+  for select to authenticated using (
+    (select public.authorize('emergencies.read_open')) and status in ('open', 'assigned', 'en_route', 'on_scene'));
+create policy "responders read assigned emergencies" on public.emergency_requests
+  for select to authenticated using (assigned_responder_id = (select auth.uid()));
+create policy "admins read all emergencies" on public.emergency_requests
+  for select to authenticated using ((select public.authorize('emergencies.read_all')));
+
+create policy "dispatchers read emergency contacts" on public.profiles
+  for select to authenticated using (access.is_dispatch_contact(id));
+create policy "responders read assigned requesters" on public.profiles
+  for select to authenticated using (access.is_assigned_requester(id));
+
+create trigger audit after insert or update or delete on public.responders
+  for each row execute function private.audit();
+create trigger audit after insert or update or delete on public.emergency_requests
+  for each row execute function private.audit();
+
+-- RPCs -------------------------------------------------------------------------------------------
 
 -- ESI input from the client's findings and the measured vitals. Measurements and the age from
 -- the profile win over anything the client says; ACVPU P or U (or SpO2 < 90) is decision point
@@ -277,3 +371,33 @@ grant execute on function public.raise_emergency(double precision, double precis
   public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
   public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text)
   to authenticated, service_role;
+
+-- Hands a claimed, still open request back to the queue (its claimant, or any dispatcher once
+-- the claim has lapsed).
+create function public.release_emergency(request_id uuid) returns public.emergency_requests
+language plpgsql security definer set search_path = '' as $$
+declare
+  req public.emergency_requests;
+begin
+  if not public.authorize('emergencies.dispatch') then
+    raise exception 'only dispatchers release emergencies' using errcode = '42501';
+  end if;
+  select * into req from public.emergency_requests e where e.id = request_id for update;
+  if req.id is null then
+    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+  end if;
+  if req.status <> 'open' or req.claimed_by is null then
+    raise exception 'emergency request % is not claimed and open', request_id using errcode = 'PT409',
+      detail = jsonb_build_object('reason', 'not_claimed', 'status', req.status)::text;
+  end if;
+  if req.claimed_by <> auth.uid() and req.claimed_at >= now() - interval '10 minutes' then
+    raise exception 'emergency request % is claimed by another dispatcher', request_id using errcode = '42501';
+  end if;
+  update public.emergency_requests e set claimed_by = null, claimed_at = null where e.id = request_id returning * into req;
+  insert into private.realtime_events (topic, event, payload)
+  values ('dispatch', 'emergency:released', jsonb_build_object('id', req.id));
+  return req;
+end
+$$;
+revoke execute on function public.release_emergency(uuid) from public, anon;
+grant execute on function public.release_emergency(uuid) to authenticated, service_role;
