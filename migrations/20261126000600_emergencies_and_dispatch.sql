@@ -104,28 +104,10 @@ create trigger audit after insert or update or delete on public.emergency_reques
 
 -- RPCs -------------------------------------------------------------------------------------------
 
--- ESI input from the client's findings and the measured vitals. Measurements and the age from
--- the profile win over anything the client says; ACVPU P or U (or SpO2 < 90) is decision point
--- A, C or V is new confusion (B). Without a resource estimate an emergency is assumed to need
--- two or more (ESI then weighs the danger-zone vitals).
-create function private.esi_input(findings jsonb, vitals jsonb, requester uuid) returns jsonb
-language sql stable security definer set search_path = '' as $$
-  select jsonb_strip_nulls(
-    coalesce(findings, '{}'::jsonb)
-    || case when not (coalesce(findings, '{}'::jsonb) ?| array['resources', 'expected_resources'])
-            then '{"expected_resources": 2}'::jsonb else '{}'::jsonb end
-    || jsonb_build_object(
-         'heart_rate', vitals -> 'pulse',
-         'respiratory_rate', vitals -> 'respiration_rate',
-         'spo2', vitals -> 'spo2',
-         'age_months', (select (extract(year from age(p.date_of_birth)) * 12 + extract(month from age(p.date_of_birth)))::int
-                          from public.profiles p where p.id = requester and p.date_of_birth is not null))
-    || case when vitals ->> 'consciousness' in ('P', 'U') or (vitals ->> 'spo2')::numeric < 90
-            then '{"lifesaving_intervention": true}'::jsonb else '{}'::jsonb end
-    || case when vitals ->> 'consciousness' in ('C', 'V')
-            then '{"new_confusion": true}'::jsonb else '{}'::jsonb end)
-$$;
-
+-- Raises an emergency for the caller. Triage is the extension's (careplane.assess): NEWS2 from
+-- the vitals, ESI from the findings with the vitals and the profile's age deciding what they
+-- can, the queue priority and whether to page. The vitals and findings are stored in the form
+-- the rule read them.
 create function public.raise_emergency(
   lat double precision,
   lon double precision,
@@ -136,8 +118,8 @@ create function public.raise_emergency(
 language plpgsql security definer set search_path = '' as $$
 declare
   requester uuid := auth.uid();
-  scored jsonb;
-  esi jsonb;
+  dob date;
+  triage jsonb;
   created public.emergency_requests;
 begin
   if requester is null then
@@ -150,27 +132,25 @@ begin
   if length(description) > 4000 then
     raise exception 'description is longer than 4000 characters' using errcode = '22023';
   end if;
-  if vitals is not null then
-    scored := careplane.news2(vitals);  -- 22023 naming the field on bad input
-  end if;
-  esi := careplane.esi(private.esi_input(findings, vitals, requester));
+  select p.date_of_birth into dob from public.profiles p where p.id = requester;
+  triage := careplane.assess(vitals, findings, null, null, dob, current_date);  -- 22023 naming the field
 
   insert into public.emergency_requests (requester_id, lat, lon, description, vitals, news2, news2_total, esi_level, triage)
-  values (requester, lat, lon, nullif(btrim(description), ''), vitals, scored, (scored ->> 'total')::smallint,
-          (esi ->> 'level')::smallint, jsonb_build_object('esi', esi, 'findings', findings))
+  values (requester, lat, lon, nullif(btrim(description), ''), triage -> 'reported' -> 'vitals', triage -> 'news2',
+          (triage ->> 'news2_total')::smallint, (triage -> 'esi' ->> 'level')::smallint, triage)
   returning * into created;
 
   insert into private.realtime_events (topic, event, payload)
   values ('dispatch', 'emergency:new', jsonb_build_object(
     'id', created.id, 'esi_level', created.esi_level, 'news2_total', created.news2_total,
-    'news2_risk', scored ->> 'risk', 'created_at', created.created_at));
+    'news2_risk', triage -> 'news2' ->> 'risk', 'created_at', created.created_at));
 
-  -- High risk: text every dispatcher with a phone (the on-call list).
-  if scored ->> 'risk' = 'high' or created.esi_level = 1 then
+  -- The rule says whether to page: text every dispatcher with a phone (the on-call list).
+  if (triage ->> 'page')::boolean then
     insert into private.outbox (channel, recipient, template, payload)
     select 'sms', p.phone, 'emergency_high_risk',
            jsonb_build_object('emergency_id', created.id, 'esi_level', created.esi_level,
-                              'news2_total', coalesce(created.news2_total, (scored ->> 'partial_total')::int))
+                              'news2_total', coalesce(created.news2_total, (triage -> 'news2' ->> 'partial_total')::int))
       from public.user_roles ur join public.profiles p on p.id = ur.user_id
      where ur.role = 'dispatcher' and p.phone is not null;
   end if;

@@ -2,7 +2,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(48);
+select plan(59);
 
 -- careplane.news2 ----------------------------------------------------------------------------------
 select is(
@@ -54,10 +54,34 @@ select is(careplane.esi('{"lifesaving_intervention": true, "expected_resources":
 select is(careplane.esi('{"pain_score": 8, "expected_resources": 0}') ->> 'level', '2', 'ESI B (severe pain) → 2');
 select is(careplane.esi('{"expected_resources": 0}') ->> 'level', '5', 'ESI C: no resources → 5');
 select is(careplane.esi('{"resources": ["labs"]}') ->> 'level', '4', 'ESI C: one resource → 4');
-select is(careplane.esi('{"resources": ["labs", "xray"], "age_years": 30, "heart_rate": 90, "respiratory_rate": 18, "spo2": 97}') ->> 'level',
+select is(careplane.esi('{"resources": ["labs", "xray"], "age_years": 30, "pulse": 90, "respiration_rate": 18, "spo2": 97}') ->> 'level',
   '3', 'ESI C: two resources, normal vitals → 3');
-select is(careplane.esi('{"expected_resources": 2, "age_months": 1, "heart_rate": 181, "respiratory_rate": 40, "spo2": 99}') -> 'decision_points' ->> -1,
-  'D: danger-zone vital signs (heart rate 181 > 180 for age <3 months)', 'ESI D names the danger-zone vital');
+select is(careplane.esi('{"expected_resources": 2, "age_months": 1, "pulse": 181, "respiration_rate": 40, "spo2": 99}') -> 'decision_points' ->> -1,
+  'D: danger-zone vital signs (pulse 181 > 180 for age <3 months)', 'ESI D names the danger-zone vital');
+select throws_ok($$select careplane.esi('{"expected_resources": 2, "heart_rate": 90}')$$, '22023', null,
+  'one name per vital sign: heart_rate is not an alias of pulse');
+select throws_ok($$select careplane.esi('{"expected_resources": 2, "respiratory_rate": 18}')$$, '22023', null,
+  'one name per vital sign: respiratory_rate is not an alias of respiration_rate');
+
+-- careplane.assess ---------------------------------------------------------------------------------
+select is(careplane.assess('{"spo2": 89, "consciousness": "A"}', null, null, null, null, current_date) -> 'esi' ->> 'level', '1',
+  'the SpO2 path: a measured SpO2 of 89 is a lifesaving need (ESI 1)');
+select is(careplane.assess('{"spo2": 90, "consciousness": "A"}', null, null, null, null, current_date) -> 'esi' ->> 'level', '2',
+  'the SpO2 path: 90 is not A, but below 92 it is a danger-zone vital (ESI 2)');
+select is(careplane.assess('{"spo2": 89}', null, null, null, null, current_date) ->> 'page', 'true', 'ESI 1 pages');
+select is(careplane.assess(null, '{"expected_resources": 2}', null, null, '2025-01-15', '2026-11-14') ->> 'age_months', '21',
+  'age in completed months from the date of birth');
+select is(careplane.assess('{"pulse": 150}', '{"expected_resources": 2}', null, null, '2025-01-15', '2026-11-14') -> 'esi' ->> 'level', '3',
+  'the danger zone for a toddler: pulse 150 is within the limit of 160');
+select is(careplane.assess('{"pulse": 150}', '{"expected_resources": 2}', null, null, '1980-01-15', '2026-11-14') -> 'esi' ->> 'level', '2',
+  'and beyond an adult''s 100');
+select is(careplane.assess('{"consciousness": "U"}', '{"lifesaving_intervention": true}', '{"consciousness": "A", "spo2": 98}', '{"resources": ["xray"]}', null, current_date)
+    - 'news2' - 'esi' - 'reported' - 'assessed',
+  '{"news2_total": null, "age_months": null, "page": false, "priority": 420, "sources": {"vitals": "assessed", "findings": "assessed"}}'::jsonb,
+  'staff assessment supersedes the report, and the sources say so');
+select throws_ok($$select careplane.assess(null, '{"esi_level": 1}', null, null, null, current_date)$$, '22023', null,
+  'a level from the client is refused');
+select throws_ok($$select careplane.assess(null, null, null, null, null, null)$$, '22023', 'today: required', 'today is required');
 select throws_ok($$select careplane.esi('{"level": 1, "expected_resources": 0}')$$, '22023', null,
   'the level is computed, never accepted');
 
