@@ -1,7 +1,12 @@
--- Emergencies and dispatch: responders, emergency requests, and the RPCs that raise a request
--- (triage computed here, by the extension, never taken from the client), the dispatch queue,
--- claiming with skip locked (claims lapse after 10 minutes without an assignment, and can be
--- handed back), assigning the nearest responder, and the status life cycle.
+-- Emergencies and dispatch: responders, emergency requests, and the RPCs that raise a request,
+-- queue it, let dispatchers claim and route it, and move it through its life cycle.
+--
+-- Every decision is the extension's (careplane_rules::triage and ::dispatch; the contracts are
+-- in docs/triage.md): the status lists (careplane.emergency_statuses() and friends, which the
+-- constraints and queries call), the life cycle, triage (careplane.assess), the queue priority,
+-- claims and their lapse, assignment, release, the flooding limits and paging. Refusals are
+-- verdicts raised by private.enforce. The named settings (claim_lapse_minutes, …) have their
+-- defaults in the rules; `alter database … set careplane.<name> = …` overrides one.
 
 create table public.responders (
   id uuid primary key references public.profiles (id) on delete cascade,
@@ -26,9 +31,11 @@ create table public.emergency_requests (
   news2 jsonb,
   news2_total smallint check (news2_total between 0 and 20),
   esi_level smallint check (esi_level between 1 and 5),
+  -- The dispatch queue's order (careplane_rules::triage::queue_priority), lower first; null
+  -- (untriaged) last.
+  priority smallint,
   triage jsonb,
-  status text not null default 'open'
-    check (status in ('open', 'assigned', 'en_route', 'on_scene', 'resolved', 'cancelled')),
+  status text not null default 'open' check (status = any (careplane.emergency_statuses())),
   assigned_responder_id uuid references public.responders (id) on delete restrict,
   claimed_by uuid references public.profiles (id) on delete set null,
   claimed_at timestamptz,
@@ -37,13 +44,12 @@ create table public.emergency_requests (
   resolved_at timestamptz,
   updated_at timestamptz not null default now(),
   constraint assigned_needs_responder check (
-    status in ('open', 'cancelled', 'resolved') or assigned_responder_id is not null)
+    not (status = any (careplane.emergency_responder_statuses())) or assigned_responder_id is not null),
+  constraint claim_both_or_neither check ((claimed_by is null) = (claimed_at is null))
 );
-create index emergency_requests_open_idx on public.emergency_requests (esi_level, news2_total desc, created_at)
-  where status in ('open', 'assigned', 'en_route', 'on_scene');
--- Queue order: ESI level, then NEWS2 (its total, or the lower bound when incomplete), then waiting time.
-create index emergency_requests_queue_idx on public.emergency_requests
-  (esi_level, ((news2 ->> 'partial_total')::int) desc, created_at) where status = 'open';
+-- The dispatch queue: open requests by priority, then waiting time. Written once, in
+-- private.emergency_queue below, and served by this index (tested with EXPLAIN).
+create index emergency_requests_queue_idx on public.emergency_requests (priority, created_at) where status = 'open';
 
 create index emergency_requests_requester_idx on public.emergency_requests (requester_id, created_at);
 create index emergency_requests_responder_idx on public.emergency_requests (assigned_responder_id)
@@ -56,7 +62,7 @@ create function access.is_dispatch_contact(person uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
   select public.authorize('emergencies.read_open') and (
     exists (select 1 from public.emergency_requests e
-             where e.requester_id = person and e.status in ('open', 'assigned', 'en_route', 'on_scene'))
+             where e.requester_id = person and e.status = any (careplane.emergency_active_statuses()))
     or exists (select 1 from public.responders r where r.id = person))
 $$;
 
@@ -65,7 +71,7 @@ create function access.is_assigned_requester(person uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
   select exists (select 1 from public.emergency_requests e
                   where e.requester_id = person and e.assigned_responder_id = auth.uid()
-                    and e.status in ('assigned', 'en_route', 'on_scene'))
+                    and e.status = any (careplane.emergency_responder_statuses()))
 $$;
 
 revoke all on public.responders, public.emergency_requests from anon, authenticated, service_role;
@@ -86,7 +92,7 @@ create policy "requesters read own emergencies" on public.emergency_requests
   for select to authenticated using (requester_id = (select auth.uid()));
 create policy "dispatchers read active emergencies" on public.emergency_requests
   for select to authenticated using (
-    (select public.authorize('emergencies.read_open')) and status in ('open', 'assigned', 'en_route', 'on_scene'));
+    (select public.authorize('emergencies.read_open')) and status = any (careplane.emergency_active_statuses()));
 create policy "responders read assigned emergencies" on public.emergency_requests
   for select to authenticated using (assigned_responder_id = (select auth.uid()));
 create policy "admins read all emergencies" on public.emergency_requests
@@ -102,7 +108,23 @@ create trigger audit after insert or update or delete on public.responders
 create trigger audit after insert or update or delete on public.emergency_requests
   for each row execute function private.audit();
 
+-- The dispatch queue's one definition: open requests, most urgent first (priority from the
+-- triage rule, then waiting time), in the order of emergency_requests_queue_idx.
+create view private.emergency_queue as
+  select e.* from public.emergency_requests e
+   where e.status = 'open'
+   order by e.priority, e.created_at;
+
+-- A named setting (careplane_rules::dispatch::SETTINGS): the custom setting careplane.<name>
+-- when set, else the rule's default; 22023 naming careplane.<name> when it is out of bounds.
+create function private.dispatch_setting(name text) returns bigint
+language sql stable set search_path = '' as $$
+  select careplane.dispatch_setting(name, current_setting('careplane.' || name, true))
+$$;
+
 -- RPCs -------------------------------------------------------------------------------------------
+-- Refusals that are not a rule's (no sign-in, no permission, not found, a malformed argument)
+-- are raised here, each with a machine-readable detail code like the verdicts'.
 
 -- Raises an emergency for the caller. Triage is the extension's (careplane.assess): NEWS2 from
 -- the vitals, ESI from the findings with the vitals and the profile's age deciding what they
@@ -123,27 +145,30 @@ declare
   created public.emergency_requests;
 begin
   if requester is null then
-    raise exception 'sign in to raise an emergency' using errcode = '42501';
+    raise exception 'sign in to raise an emergency' using errcode = '42501', detail = '{"code": "sign_in_required"}';
   end if;
   if lat is null or lon is null or lat not between -90 and 90 or lon not between -180 and 180 then
     raise exception 'location must be a latitude in -90..90 and a longitude in -180..180 (got %, %)', lat, lon
-      using errcode = '22023';
+      using errcode = '22023', detail = '{"code": "invalid_location"}';
   end if;
   if length(description) > 4000 then
-    raise exception 'description is longer than 4000 characters' using errcode = '22023';
+    raise exception 'description is longer than 4000 characters' using errcode = '22023',
+      detail = '{"code": "description_too_long"}';
   end if;
   select p.date_of_birth into dob from public.profiles p where p.id = requester;
   triage := careplane.assess(vitals, findings, null, null, dob, current_date);  -- 22023 naming the field
 
-  insert into public.emergency_requests (requester_id, lat, lon, description, vitals, news2, news2_total, esi_level, triage)
+  insert into public.emergency_requests (requester_id, lat, lon, description, vitals, news2, news2_total, esi_level,
+                                         priority, triage)
   values (requester, lat, lon, nullif(btrim(description), ''), triage -> 'reported' -> 'vitals', triage -> 'news2',
-          (triage ->> 'news2_total')::smallint, (triage -> 'esi' ->> 'level')::smallint, triage)
+          (triage ->> 'news2_total')::smallint, (triage -> 'esi' ->> 'level')::smallint, (triage ->> 'priority')::smallint,
+          triage)
   returning * into created;
 
   insert into private.realtime_events (topic, event, payload)
   values ('dispatch', 'emergency:new', jsonb_build_object(
     'id', created.id, 'esi_level', created.esi_level, 'news2_total', created.news2_total,
-    'news2_risk', triage -> 'news2' ->> 'risk', 'created_at', created.created_at));
+    'news2_risk', triage -> 'news2' ->> 'risk', 'priority', created.priority, 'created_at', created.created_at));
 
   -- The rule says whether to page: text every dispatcher with a phone (the on-call list).
   if (triage ->> 'page')::boolean then
@@ -158,38 +183,34 @@ begin
 end
 $$;
 
--- The open requests, most urgent first. Dispatchers only.
+-- The open requests, most urgent first (private.emergency_queue). Dispatchers only.
 create function public.dispatch_queue() returns setof public.emergency_requests
-language plpgsql stable security invoker set search_path = '' as $$
+language plpgsql stable security definer set search_path = '' as $$
 begin
   if not public.authorize('emergencies.read_open') then
-    raise exception 'only dispatchers see the dispatch queue' using errcode = '42501';
+    raise exception 'only dispatchers see the dispatch queue' using errcode = '42501', detail = '{"code": "not_permitted"}';
   end if;
-  return query
-    select * from public.emergency_requests e
-     where e.status = 'open'
-     order by e.esi_level nulls last, (e.news2 ->> 'partial_total')::int desc nulls last, e.created_at;
+  return query select * from private.emergency_queue;
 end
 $$;
 
 -- Takes the most urgent open request nobody holds. Concurrent dispatchers never get the same
 -- one (skip locked); none left is an empty result. A claim that has not led to an assignment
--- within 10 minutes lapses, so a request is never stranded with one dispatcher.
+-- within claim_lapse_minutes lapses, so a request is never stranded with one dispatcher.
 create function public.claim_next_emergency() returns setof public.emergency_requests
 language plpgsql security definer set search_path = '' as $$
 declare
+  lapse bigint := private.dispatch_setting('claim_lapse_minutes');
   claimed public.emergency_requests;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers claim emergencies' using errcode = '42501';
+    raise exception 'only dispatchers claim emergencies' using errcode = '42501', detail = '{"code": "not_permitted"}';
   end if;
   update public.emergency_requests e
      set claimed_by = auth.uid(), claimed_at = now()
    where e.id = (
-     select q.id from public.emergency_requests q
-      where q.status = 'open'
-        and (q.claimed_by is null or q.claimed_at < now() - interval '10 minutes')
-      order by q.esi_level nulls last, (q.news2 ->> 'partial_total')::int desc nulls last, q.created_at
+     select q.id from private.emergency_queue q
+      where q.claimed_by is null or not careplane.claim_is_live(q.claimed_at, now(), lapse)
       limit 1
       for update skip locked)
   returning * into claimed;
@@ -209,21 +230,22 @@ declare
   req public.emergency_requests;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers route emergencies' using errcode = '42501';
+    raise exception 'only dispatchers route emergencies' using errcode = '42501', detail = '{"code": "not_permitted"}';
   end if;
   if n is null or n not between 1 and 50 then
-    raise exception 'n must be between 1 and 50 (got %)', n using errcode = '22023';
+    raise exception 'n must be between 1 and 50 (got %)', n using errcode = '22023', detail = '{"code": "invalid_n"}';
   end if;
-  select * into req from public.emergency_requests where id = request_id;
+  select * into req from public.emergency_requests e where e.id = request_id;
   if req.id is null then
-    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
   end if;
   return query
     select r.id, r.call_sign, careplane.distance_km(req.lat, req.lon, r.last_lat, r.last_lon) as d, r.last_seen_at
       from public.responders r
      where r.on_duty and r.last_lat is not null
        and not exists (select 1 from public.emergency_requests e
-                        where e.assigned_responder_id = r.id and e.status in ('assigned', 'en_route', 'on_scene'))
+                        where e.assigned_responder_id = r.id
+                          and e.status = any (careplane.emergency_responder_statuses()))
      order by d
      limit n;
 end
@@ -245,11 +267,9 @@ begin
 end
 $$;
 
-create function private.check_emergency_move(req public.emergency_requests, to_status text, actor text)
-returns void language sql volatile set search_path = '' as $$
-  select private.enforce_transition(careplane.emergency_transition(req.status, to_status, actor), req.status, to_status)
-$$;
-
+-- Assigns (or reassigns) a responder. careplane.emergency_assignment_verdict decides: the move,
+-- another dispatcher's live claim (so two dispatchers never both route one request), and an
+-- active, on-duty, free responder. The assignment takes (or renews) the caller's claim.
 create function public.assign_responder(request_id uuid, responder_id uuid) returns public.emergency_requests
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -258,32 +278,28 @@ declare
   phone text;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers assign responders' using errcode = '42501';
+    raise exception 'only dispatchers assign responders' using errcode = '42501', detail = '{"code": "not_permitted"}';
   end if;
-  select * into req from public.emergency_requests where id = request_id for update;
+  select * into req from public.emergency_requests e where e.id = request_id for update;
   if req.id is null then
-    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
   end if;
-  perform private.check_emergency_move(req, 'assigned', 'dispatcher');
-  -- Lock the responder so two dispatchers cannot give one responder two emergencies.
-  select * into responder from public.responders where id = responder_id for update;
+  -- Lock the responder (after the request, always in this order) so two dispatchers cannot
+  -- give one responder two emergencies.
+  select * into responder from public.responders r where r.id = responder_id for update;
   if responder.id is null then
-    raise exception 'no responder %', responder_id using errcode = 'PT404';
+    raise exception 'no responder %', responder_id using errcode = 'PT404', detail = '{"code": "responder_not_found"}';
   end if;
-  if not responder.on_duty then
-    raise exception 'responder % is off duty', responder.call_sign using errcode = 'PT409',
-      detail = '{"reason": "responder_off_duty"}';
-  end if;
-  if exists (select 1 from public.emergency_requests e
-              where e.assigned_responder_id = responder_id and e.id <> request_id
-                and e.status in ('assigned', 'en_route', 'on_scene')) then
-    raise exception 'responder % is already on another emergency', responder.call_sign using errcode = 'PT409',
-      detail = '{"reason": "responder_busy"}';
-  end if;
-  update public.emergency_requests
+  perform private.enforce(careplane.emergency_assignment_verdict(
+    req.status, req.claimed_by, req.claimed_at, auth.uid(), now(), private.dispatch_setting('claim_lapse_minutes'),
+    true, responder.on_duty,
+    exists (select 1 from public.emergency_requests e
+             where e.assigned_responder_id = responder_id and e.id <> request_id
+               and e.status = any (careplane.emergency_responder_statuses()))));
+  update public.emergency_requests e
      set status = 'assigned', assigned_responder_id = responder_id, assigned_at = now(),
-         claimed_by = coalesce(claimed_by, auth.uid()), claimed_at = coalesce(claimed_at, now())
-   where id = request_id
+         claimed_by = auth.uid(), claimed_at = now()
+   where e.id = request_id
   returning * into req;
 
   insert into private.realtime_events (topic, event, payload) values
@@ -303,7 +319,7 @@ end
 $$;
 
 -- en_route, on_scene, resolved (dispatcher or the assigned responder), cancelled (dispatcher,
--- or the requester before help is on the way).
+-- or the requester before help is on the way): careplane.emergency_transition decides.
 create function public.set_emergency_status(request_id uuid, status text) returns public.emergency_requests
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -312,7 +328,7 @@ declare
   new_status text := set_emergency_status.status;
 begin
   if auth.uid() is null then
-    raise exception 'sign in to change an emergency' using errcode = '42501';
+    raise exception 'sign in to change an emergency' using errcode = '42501', detail = '{"code": "sign_in_required"}';
   end if;
   select * into req from public.emergency_requests e where e.id = request_id for update;
   actor := case
@@ -323,16 +339,12 @@ begin
   end;
   if actor is null then
     -- Not visible to the caller: answer as if it did not exist.
-    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
   end if;
-  if new_status = 'assigned' then
-    raise exception 'use assign_responder to assign a responder' using errcode = 'PT422',
-      detail = '{"reason": "invalid_transition"}';
-  end if;
-  perform private.check_emergency_move(req, new_status, actor);
+  perform private.enforce(careplane.emergency_transition(req.status, new_status, actor));
   update public.emergency_requests e
      set status = new_status,
-         resolved_at = case when new_status in ('resolved', 'cancelled') then now() end
+         resolved_at = case when new_status = any (careplane.emergency_active_statuses()) then null else now() end
    where e.id = request_id
   returning * into req;
   insert into private.realtime_events (topic, event, payload) values
@@ -342,42 +354,36 @@ begin
 end
 $$;
 
-revoke all on all functions in schema private from public, anon, authenticated, service_role;
-revoke execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
-  public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
-  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text)
-  from public, anon;
-grant execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
-  public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
-  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text)
-  to authenticated, service_role;
-
 -- Hands a claimed, still open request back to the queue (its claimant, or any dispatcher once
--- the claim has lapsed).
+-- the claim has lapsed): careplane.emergency_release_verdict decides.
 create function public.release_emergency(request_id uuid) returns public.emergency_requests
 language plpgsql security definer set search_path = '' as $$
 declare
   req public.emergency_requests;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers release emergencies' using errcode = '42501';
+    raise exception 'only dispatchers release emergencies' using errcode = '42501', detail = '{"code": "not_permitted"}';
   end if;
   select * into req from public.emergency_requests e where e.id = request_id for update;
   if req.id is null then
-    raise exception 'no emergency request %', request_id using errcode = 'PT404';
+    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
   end if;
-  if req.status <> 'open' or req.claimed_by is null then
-    raise exception 'emergency request % is not claimed and open', request_id using errcode = 'PT409',
-      detail = jsonb_build_object('reason', 'not_claimed', 'status', req.status)::text;
-  end if;
-  if req.claimed_by <> auth.uid() and req.claimed_at >= now() - interval '10 minutes' then
-    raise exception 'emergency request % is claimed by another dispatcher', request_id using errcode = '42501';
-  end if;
+  perform private.enforce(careplane.emergency_release_verdict(
+    req.status, req.claimed_by, req.claimed_at, auth.uid(), now(), private.dispatch_setting('claim_lapse_minutes')));
   update public.emergency_requests e set claimed_by = null, claimed_at = null where e.id = request_id returning * into req;
   insert into private.realtime_events (topic, event, payload)
   values ('dispatch', 'emergency:released', jsonb_build_object('id', req.id));
   return req;
 end
 $$;
-revoke execute on function public.release_emergency(uuid) from public, anon;
-grant execute on function public.release_emergency(uuid) to authenticated, service_role;
+
+revoke all on all functions in schema private from public, anon, authenticated, service_role;
+revoke all on private.emergency_queue from public, anon, authenticated, service_role;
+revoke execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
+  public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
+  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text), public.release_emergency(uuid)
+  from public, anon;
+grant execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
+  public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
+  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text), public.release_emergency(uuid)
+  to authenticated, service_role;

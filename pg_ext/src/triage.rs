@@ -111,25 +111,3 @@ fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     geo::distance_km(lat1, lon1, lat2, lon2)
         .unwrap_or_else(|e| invalid_parameter(&e, "latitudes are -90..90 and longitudes -180..180 degrees"))
 }
-
-/// Checks a status move of an emergency request for an actor (`requester`, `dispatcher`,
-/// `assigned_responder`). Returns `{"allowed": true}` or `{"allowed": false, "reason":
-/// "not_allowed" | "forbidden", "message": …}`: the RPC raises PT422 for a move the life cycle
-/// does not have and 42501 for one this actor may not make. Unknown statuses or actors are 22023.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn emergency_transition(from: &str, to: &str, actor: &str) -> JsonB {
-    use careplane_rules::dispatch::{transition, Actor, Status, TransitionError};
-    let parse = |field: &'static str, s: &str| {
-        Status::parse(s).unwrap_or_else(|| {
-            invalid_parameter(&invalid(field, format!("unknown status {s:?}")), "statuses: open, assigned, en_route, on_scene, resolved, cancelled")
-        })
-    };
-    let (from, to) = (parse("status", from), parse("status", to));
-    let actor = Actor::parse(actor)
-        .unwrap_or_else(|| invalid_parameter(&invalid("actor", format!("unknown actor {actor:?}")), "actors: requester, dispatcher, assigned_responder"));
-    JsonB(match transition(from, to, actor) {
-        Ok(()) => json!({ "allowed": true }),
-        Err(e @ TransitionError::NotAllowed { .. }) => json!({ "allowed": false, "reason": "not_allowed", "message": e.to_string() }),
-        Err(e @ TransitionError::Forbidden { .. }) => json!({ "allowed": false, "reason": "forbidden", "message": e.to_string() }),
-    })
-}
