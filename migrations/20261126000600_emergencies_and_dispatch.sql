@@ -27,7 +27,17 @@ create table public.emergency_requests (
   lat double precision not null check (lat between -90 and 90),
   lon double precision not null check (lon between -180 and 180),
   description text check (length(description) <= 4000),
-  vitals jsonb check (vitals is null or jsonb_typeof(vitals) = 'object'),
+  -- What the requester reported, and what staff (a dispatcher or the assigned responder)
+  -- assessed, each in the normal form careplane.assess read it (at most 4096 bytes each).
+  -- Triage uses the assessed part where there is one, the reported part otherwise; triage ->
+  -- 'sources' says which.
+  reported_vitals jsonb check (jsonb_typeof(reported_vitals) = 'object'),
+  reported_findings jsonb check (jsonb_typeof(reported_findings) = 'object'),
+  assessed_vitals jsonb check (jsonb_typeof(assessed_vitals) = 'object'),
+  assessed_findings jsonb check (jsonb_typeof(assessed_findings) = 'object'),
+  assessed_by uuid references public.profiles (id) on delete set null,
+  assessed_at timestamptz,
+  -- Triage (careplane.assess): NEWS2, ESI, the queue priority, the sources, the age used.
   news2 jsonb,
   news2_total smallint check (news2_total between 0 and 20),
   esi_level smallint check (esi_level between 1 and 5),
@@ -39,19 +49,30 @@ create table public.emergency_requests (
   assigned_responder_id uuid references public.responders (id) on delete restrict,
   claimed_by uuid references public.profiles (id) on delete set null,
   claimed_at timestamptz,
+  -- When this request paged the on-call dispatchers (at most one page per burst).
+  paged_at timestamptz,
+  -- A dispatcher's mark: the request was abuse (it is cancelled; the audit log keeps who and when).
+  abuse_marked_by uuid references public.profiles (id) on delete set null,
+  abuse_marked_at timestamptz,
+  abuse_note text,
   created_at timestamptz not null default now(),
   assigned_at timestamptz,
   resolved_at timestamptz,
   updated_at timestamptz not null default now(),
   constraint assigned_needs_responder check (
     not (status = any (careplane.emergency_responder_statuses())) or assigned_responder_id is not null),
-  constraint claim_both_or_neither check ((claimed_by is null) = (claimed_at is null))
+  -- A claimant or assessor has a time (the person may later be deleted: the time stays).
+  constraint claim_has_time check (claimed_by is null or claimed_at is not null),
+  constraint assessment_has_time check ((assessed_vitals is null and assessed_findings is null) or assessed_at is not null),
+  constraint abuse_mark_has_time check (abuse_marked_by is null or abuse_marked_at is not null)
 );
 -- The dispatch queue: open requests by priority, then waiting time. Written once, in
 -- private.emergency_queue below, and served by this index (tested with EXPLAIN).
 create index emergency_requests_queue_idx on public.emergency_requests (priority, created_at) where status = 'open';
 
+-- The flooding limits count a requester's requests; paging looks up the last page.
 create index emergency_requests_requester_idx on public.emergency_requests (requester_id, created_at);
+create index emergency_requests_paged_idx on public.emergency_requests (paged_at) where paged_at is not null;
 create index emergency_requests_responder_idx on public.emergency_requests (assigned_responder_id)
   where assigned_responder_id is not null;
 create trigger touch_updated_at before update on public.emergency_requests
@@ -126,10 +147,15 @@ $$;
 -- Refusals that are not a rule's (no sign-in, no permission, not found, a malformed argument)
 -- are raised here, each with a machine-readable detail code like the verdicts'.
 
--- Raises an emergency for the caller. Triage is the extension's (careplane.assess): NEWS2 from
--- the vitals, ESI from the findings with the vitals and the profile's age deciding what they
--- can, the queue priority and whether to page. The vitals and findings are stored in the form
--- the rule read them.
+-- Raises an emergency for the caller. The caller reports a location, a description, and
+-- optionally vitals and findings; triage is never taken from the client: careplane.assess
+-- computes it (NEWS2 from the vitals, ESI from the findings with the vitals and the profile's
+-- age deciding what they can, the queue priority, whether to page) and refuses a score, a level
+-- or a priority as unknown fields. A report of a life-threatening situation goes to the top of
+-- the queue; what keeps one account from flooding it is careplane.emergency_raise_verdict
+-- (max_open_emergencies active at once, max_emergencies_per_window per emergency_window_minutes)
+-- and paging at most once per page_burst_minutes. What the requester reported is stored as
+-- theirs (reported_*); staff assessment (assess_emergency) is stored beside it.
 create function public.raise_emergency(
   lat double precision,
   lon double precision,
@@ -141,7 +167,12 @@ language plpgsql security definer set search_path = '' as $$
 declare
   requester uuid := auth.uid();
   dob date;
-  triage jsonb;
+  assessment jsonb;
+  window_minutes bigint := private.dispatch_setting('emergency_window_minutes');
+  open_count bigint;
+  raised_count bigint;
+  last_page timestamptz;
+  pages boolean := false;
   created public.emergency_requests;
 begin
   if requester is null then
@@ -156,26 +187,46 @@ begin
       detail = '{"code": "description_too_long"}';
   end if;
   select p.date_of_birth into dob from public.profiles p where p.id = requester;
-  triage := careplane.assess(vitals, findings, null, null, dob, current_date);  -- 22023 naming the field
+  assessment := careplane.assess(vitals, findings, null, null, dob, current_date);  -- 22023 naming the field
 
-  insert into public.emergency_requests (requester_id, lat, lon, description, vitals, news2, news2_total, esi_level,
-                                         priority, triage)
-  values (requester, lat, lon, nullif(btrim(description), ''), triage -> 'reported' -> 'vitals', triage -> 'news2',
-          (triage ->> 'news2_total')::smallint, (triage -> 'esi' ->> 'level')::smallint, (triage ->> 'priority')::smallint,
-          triage)
+  -- One requester's raises one at a time, so concurrent requests cannot all pass the limits.
+  perform pg_catalog.pg_advisory_xact_lock(20261126, pg_catalog.hashtext(requester::text));
+  select count(*) filter (where e.status = any (careplane.emergency_active_statuses())),
+         count(*) filter (where e.created_at > now() - make_interval(mins => window_minutes::int))
+    into open_count, raised_count
+    from public.emergency_requests e
+   where e.requester_id = requester;
+  perform private.enforce(careplane.emergency_raise_verdict(
+    open_count, raised_count, private.dispatch_setting('max_open_emergencies'),
+    private.dispatch_setting('max_emergencies_per_window'), window_minutes));
+
+  -- The rule says whether this request qualifies for a page; a page goes out at most once per
+  -- burst (pagers one at a time, so two cannot both find the last page old enough).
+  if (assessment ->> 'page')::boolean then
+    perform pg_catalog.pg_advisory_xact_lock(20261126, 0);
+    select max(e.paged_at) into last_page from public.emergency_requests e where e.paged_at is not null;
+    pages := careplane.page_due(last_page, now(), private.dispatch_setting('page_burst_minutes'));
+  end if;
+
+  insert into public.emergency_requests (requester_id, lat, lon, description, reported_vitals, reported_findings,
+                                         news2, news2_total, esi_level, priority, triage, paged_at)
+  values (requester, lat, lon, nullif(btrim(description), ''), assessment -> 'reported' -> 'vitals',
+          assessment -> 'reported' -> 'findings', nullif(assessment -> 'news2', 'null'), (assessment ->> 'news2_total')::smallint,
+          (assessment -> 'esi' ->> 'level')::smallint, (assessment ->> 'priority')::smallint, assessment - 'reported' - 'assessed',
+          case when pages then now() end)
   returning * into created;
 
   insert into private.realtime_events (topic, event, payload)
   values ('dispatch', 'emergency:new', jsonb_build_object(
     'id', created.id, 'esi_level', created.esi_level, 'news2_total', created.news2_total,
-    'news2_risk', triage -> 'news2' ->> 'risk', 'priority', created.priority, 'created_at', created.created_at));
+    'news2_risk', assessment -> 'news2' ->> 'risk', 'priority', created.priority, 'created_at', created.created_at));
 
-  -- The rule says whether to page: text every dispatcher with a phone (the on-call list).
-  if (triage ->> 'page')::boolean then
+  -- The page: an SMS to every dispatcher (holding the role now) with a phone.
+  if pages then
     insert into private.outbox (channel, recipient, template, payload)
     select 'sms', p.phone, 'emergency_high_risk',
            jsonb_build_object('emergency_id', created.id, 'esi_level', created.esi_level,
-                              'news2_total', coalesce(created.news2_total, (triage -> 'news2' ->> 'partial_total')::int))
+                              'news2_total', coalesce(created.news2_total, (assessment -> 'news2' ->> 'partial_total')::int))
       from public.user_roles ur join public.profiles p on p.id = ur.user_id
      where ur.role = 'dispatcher' and p.phone is not null;
   end if;
@@ -354,6 +405,79 @@ begin
 end
 $$;
 
+-- Staff (a dispatcher, or the assigned responder) record their own vitals and/or findings on
+-- an active request. The requester's report stays as it was; each call replaces the assessed
+-- parts it gives; triage is recomputed (staff's parts supersede the requester's) and the
+-- request moves in the queue. No page: staff are already on it.
+create function public.assess_emergency(request_id uuid, vitals jsonb default null, findings jsonb default null)
+returns public.emergency_requests
+language plpgsql security definer set search_path = '' as $$
+declare
+  req public.emergency_requests;
+  actor text;
+  dob date;
+  assessment jsonb;
+begin
+  if auth.uid() is null then
+    raise exception 'sign in to assess an emergency' using errcode = '42501', detail = '{"code": "sign_in_required"}';
+  end if;
+  select * into req from public.emergency_requests e where e.id = request_id for update;
+  actor := case
+    when req.id is null then null
+    when public.authorize('emergencies.dispatch') then 'dispatcher'
+    when req.assigned_responder_id = auth.uid() then 'assigned_responder'
+    when req.requester_id = auth.uid() then 'requester'
+  end;
+  if actor is null then
+    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
+  end if;
+  perform private.enforce(careplane.emergency_assessment_verdict(req.status, actor, vitals is not null or findings is not null));
+  select p.date_of_birth into dob from public.profiles p where p.id = req.requester_id;
+  assessment := careplane.assess(req.reported_vitals, req.reported_findings, coalesce(vitals, req.assessed_vitals),
+                             coalesce(findings, req.assessed_findings), dob, current_date);
+  update public.emergency_requests e
+     set assessed_vitals = assessment -> 'assessed' -> 'vitals', assessed_findings = assessment -> 'assessed' -> 'findings',
+         assessed_by = auth.uid(), assessed_at = now(),
+         news2 = nullif(assessment -> 'news2', 'null'), news2_total = (assessment ->> 'news2_total')::smallint,
+         esi_level = (assessment -> 'esi' ->> 'level')::smallint, priority = (assessment ->> 'priority')::smallint,
+         triage = assessment - 'reported' - 'assessed'
+   where e.id = request_id
+  returning * into req;
+  insert into private.realtime_events (topic, event, payload)
+  values ('dispatch', 'emergency:updated', jsonb_build_object(
+    'id', req.id, 'status', req.status, 'esi_level', req.esi_level, 'news2_total', req.news2_total,
+    'priority', req.priority, 'assessed_by', req.assessed_by));
+  return req;
+end
+$$;
+
+-- A dispatcher marks a request as abuse: it is cancelled and keeps the mark (who, when, an
+-- optional note); the audit log records the change. careplane.emergency_abuse_verdict decides.
+create function public.mark_emergency_abuse(request_id uuid, note text default null) returns public.emergency_requests
+language plpgsql security definer set search_path = '' as $$
+declare
+  req public.emergency_requests;
+begin
+  if not public.authorize('emergencies.dispatch') then
+    raise exception 'only dispatchers mark emergencies as abuse' using errcode = '42501', detail = '{"code": "not_permitted"}';
+  end if;
+  select * into req from public.emergency_requests e where e.id = request_id for update;
+  if req.id is null then
+    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
+  end if;
+  perform private.enforce(careplane.emergency_abuse_verdict(req.status, coalesce(length(note), 0)));
+  update public.emergency_requests e
+     set status = 'cancelled', resolved_at = now(), abuse_marked_by = auth.uid(), abuse_marked_at = now(),
+         abuse_note = nullif(btrim(note), '')
+   where e.id = request_id
+  returning * into req;
+  insert into private.realtime_events (topic, event, payload) values
+    ('dispatch', 'emergency:updated', jsonb_build_object('id', req.id, 'status', req.status, 'abuse', true)),
+    ('user:' || req.requester_id, 'emergency:updated', jsonb_build_object('id', req.id, 'status', req.status));
+  return req;
+end
+$$;
+
 -- Hands a claimed, still open request back to the queue (its claimant, or any dispatcher once
 -- the claim has lapsed): careplane.emergency_release_verdict decides.
 create function public.release_emergency(request_id uuid) returns public.emergency_requests
@@ -381,9 +505,11 @@ revoke all on all functions in schema private from public, anon, authenticated, 
 revoke all on private.emergency_queue from public, anon, authenticated, service_role;
 revoke execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
   public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
-  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text), public.release_emergency(uuid)
+  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text), public.release_emergency(uuid),
+  public.assess_emergency(uuid, jsonb, jsonb), public.mark_emergency_abuse(uuid, text)
   from public, anon;
 grant execute on function public.raise_emergency(double precision, double precision, text, jsonb, jsonb),
   public.dispatch_queue(), public.claim_next_emergency(), public.nearest_responders(uuid, int),
-  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text), public.release_emergency(uuid)
+  public.assign_responder(uuid, uuid), public.set_emergency_status(uuid, text), public.release_emergency(uuid),
+  public.assess_emergency(uuid, jsonb, jsonb), public.mark_emergency_abuse(uuid, text)
   to authenticated, service_role;

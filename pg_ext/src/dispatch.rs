@@ -132,11 +132,19 @@ fn emergency_release_verdict(
 }
 
 /// Staff record their assessment of a request: a verdict (42501 `forbidden_assessment`, PT422
-/// `emergency_closed`).
+/// `emergency_closed`, 22023 `nothing_to_assess`).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn emergency_assessment_verdict(status: &str, actor: &str) -> JsonB {
+fn emergency_assessment_verdict(status: &str, actor: &str, gives_something: bool) -> JsonB {
     let (status, actor) = (self::status("status", status), self::actor(actor));
-    JsonB(Verdict::of(dispatch::check_assessment(status, actor)).into_json())
+    JsonB(Verdict::of(dispatch::check_assessment(status, actor, gives_something)).into_json())
+}
+
+/// A dispatcher marks a request as abuse, with a note of `note_chars` characters: a verdict
+/// (the life cycle's refusals for a move to `cancelled`; 22023 `note_too_long`).
+#[pg_extern(immutable, strict, parallel_safe)]
+fn emergency_abuse_verdict(status: &str, note_chars: i64) -> JsonB {
+    let status = self::status("status", status);
+    JsonB(Verdict::of(dispatch::check_abuse_mark(status, note_chars)).into_json())
 }
 
 /// A requester with `open` active requests, `raised` of them within the window, raises another:

@@ -8,7 +8,7 @@ use careplane_rules::geo;
 use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::errors::invalid_parameter;
 use crate::json_arg::JsonArg;
@@ -57,8 +57,17 @@ fn observations(vitals: &Option<JsonArg>, findings: &Option<JsonArg>) -> Observa
     Observations { vitals, findings }
 }
 
+/// `{vitals, findings}` in their stored form; an absent part is left out (so `-> 'vitals'` is
+/// SQL null).
 fn observations_json(o: &Observations) -> Value {
-    json!({ "vitals": o.vitals.as_ref().map(Vitals::to_json), "findings": o.findings.as_ref().map(Findings::to_json) })
+    let mut m = serde_json::Map::new();
+    if let Some(v) = &o.vitals {
+        m.insert("vitals".into(), v.to_json());
+    }
+    if let Some(f) = &o.findings {
+        m.insert("findings".into(), f.to_json());
+    }
+    Value::Object(m)
 }
 
 fn naive(field: &str, d: Date) -> Result<triage::NaiveDate, InputError> {
@@ -74,9 +83,9 @@ fn naive(field: &str, d: Date) -> Result<triage::NaiveDate, InputError> {
 /// null when none), the requester's date of birth (null when unknown) and today's date.
 ///
 /// Out: `{news2 (null without vitals), news2_total, esi: {level, decision_points, not_assessed},
-/// age_months, page, priority, sources: {vitals, findings}, reported: {vitals, findings},
-/// assessed: {vitals, findings}}`, where `reported` and `assessed` are the inputs in their
-/// stored form. Bad input is 22023 naming the field (`vitals.spo2`, `findings.resources[2]`,
+/// age_months, page, priority, sources: {vitals, findings}, reported: {vitals?, findings?},
+/// assessed: {vitals?, findings?}}`, where `reported` and `assessed` are the inputs in their
+/// stored form (a part not given is left out). Bad input is 22023 naming the field (`vitals.spo2`, `findings.resources[2]`,
 /// `findings` when larger than 4096 bytes).
 #[pg_extern(immutable, parallel_safe)]
 fn assess(

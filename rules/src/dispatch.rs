@@ -282,7 +282,14 @@ pub enum DispatchError {
     AssessmentForbidden { actor: Actor },
     #[error("this emergency request is {status}; only active requests are assessed")]
     Closed { status: Status },
+    #[error("give vitals, findings or both to assess")]
+    NothingToAssess,
+    #[error("the note is {chars} characters long; at most {MAX_NOTE_CHARS} are accepted")]
+    NoteTooLong { chars: i64 },
 }
+
+/// The longest note a dispatcher may give when marking a request as abuse, in characters.
+pub const MAX_NOTE_CHARS: i64 = 500;
 
 impl Refusal for DispatchError {
     fn sqlstate(&self) -> &'static str {
@@ -296,6 +303,7 @@ impl Refusal for DispatchError {
             Self::TooManyOpen { .. } | Self::Closed { .. } => "PT422",
             Self::RateLimited { .. } => "PT429",
             Self::AssessmentForbidden { .. } => "42501",
+            Self::NothingToAssess | Self::NoteTooLong { .. } => "22023",
         }
     }
     fn code(&self) -> &'static str {
@@ -310,6 +318,8 @@ impl Refusal for DispatchError {
             Self::RateLimited { .. } => "emergency_rate_limited",
             Self::AssessmentForbidden { .. } => "forbidden_assessment",
             Self::Closed { .. } => "emergency_closed",
+            Self::NothingToAssess => "nothing_to_assess",
+            Self::NoteTooLong { .. } => "note_too_long",
         }
     }
     fn detail(&self) -> Map<String, Value> {
@@ -324,7 +334,8 @@ impl Refusal for DispatchError {
                 json!({ "raised": raised, "limit": limit, "window_minutes": window_minutes })
             }
             Self::AssessmentForbidden { actor } => json!({ "actor": actor.as_str() }),
-            Self::ResponderInactive | Self::ResponderOffDuty | Self::ResponderBusy => json!({}),
+            Self::NoteTooLong { chars } => json!({ "chars": chars, "limit": MAX_NOTE_CHARS }),
+            Self::ResponderInactive | Self::ResponderOffDuty | Self::ResponderBusy | Self::NothingToAssess => json!({}),
         };
         v.as_object().cloned().unwrap_or_default()
     }
@@ -338,7 +349,11 @@ impl Refusal for DispatchError {
             Self::TooManyOpen { .. } | Self::RateLimited { .. } => {
                 Some("If this is a new emergency, call your local emergency number now.")
             }
-            Self::NotClaimed { .. } | Self::AssessmentForbidden { .. } | Self::Closed { .. } => None,
+            Self::NotClaimed { .. }
+            | Self::AssessmentForbidden { .. }
+            | Self::Closed { .. }
+            | Self::NothingToAssess
+            | Self::NoteTooLong { .. } => None,
         }
     }
 }
@@ -384,14 +399,28 @@ pub fn check_release(status: Status, claim: Claim, claim_lapse_minutes: i64) -> 
     check_claim(claim, claim_lapse_minutes)
 }
 
-/// Staff (a dispatcher, or the assigned responder) record their own vitals and findings on an
-/// active request.
-pub fn check_assessment(status: Status, actor: Actor) -> Result<(), DispatchError> {
+/// Staff (a dispatcher, or the assigned responder) record their own vitals and/or findings on
+/// an active request; the requester's report stays as it was, and triage is recomputed.
+pub fn check_assessment(status: Status, actor: Actor, gives_something: bool) -> Result<(), DispatchError> {
     if actor == Actor::Requester {
         return Err(DispatchError::AssessmentForbidden { actor });
     }
     if !status.is_active() {
         return Err(DispatchError::Closed { status });
+    }
+    if !gives_something {
+        return Err(DispatchError::NothingToAssess);
+    }
+    Ok(())
+}
+
+/// A dispatcher marks a request as abuse: it is cancelled (so the move must be one a
+/// dispatcher may make) and the mark, with an optional note of at most [`MAX_NOTE_CHARS`], stays
+/// on the request and in the audit log.
+pub fn check_abuse_mark(status: Status, note_chars: i64) -> Result<(), DispatchError> {
+    status_change(status, Status::Cancelled, Actor::Dispatcher)?;
+    if note_chars > MAX_NOTE_CHARS {
+        return Err(DispatchError::NoteTooLong { chars: note_chars });
     }
     Ok(())
 }

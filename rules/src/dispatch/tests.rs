@@ -190,12 +190,26 @@ fn release_needs_an_open_claimed_request_held_by_the_caller_or_lapsed() {
 
 #[test]
 fn only_staff_assess_and_only_active_requests() {
-    assert_eq!(check_assessment(Open, Dispatcher), Ok(()));
-    assert_eq!(check_assessment(OnScene, AssignedResponder), Ok(()));
-    let e = check_assessment(Open, Requester).unwrap_err();
+    assert_eq!(check_assessment(Open, Dispatcher, true), Ok(()));
+    assert_eq!(check_assessment(OnScene, AssignedResponder, true), Ok(()));
+    let e = check_assessment(Open, Requester, true).unwrap_err();
     assert_eq!((e.sqlstate(), e.code()), ("42501", "forbidden_assessment"));
-    let e = check_assessment(Resolved, Dispatcher).unwrap_err();
+    let e = check_assessment(Resolved, Dispatcher, true).unwrap_err();
     assert_eq!((e.sqlstate(), e.code()), ("PT422", "emergency_closed"));
+    let e = check_assessment(Open, Dispatcher, false).unwrap_err();
+    assert_eq!((e.sqlstate(), e.code()), ("22023", "nothing_to_assess"));
+}
+
+#[test]
+fn marking_abuse_cancels_an_active_request_with_a_bounded_note() {
+    for status in [Open, Assigned, EnRoute, OnScene] {
+        assert_eq!(check_abuse_mark(status, 0), Ok(()), "{status}");
+    }
+    assert_eq!(check_abuse_mark(Resolved, 0).unwrap_err().code(), "invalid_transition");
+    assert_eq!(check_abuse_mark(Open, MAX_NOTE_CHARS), Ok(()));
+    let v = verdict(check_abuse_mark(Open, MAX_NOTE_CHARS + 1).unwrap_err());
+    assert_eq!(v["sqlstate"], "22023");
+    assert_eq!(v["detail"], json!({"code": "note_too_long", "chars": 501, "limit": 500}));
 }
 
 // Flooding and paging ------------------------------------------------------------------------------
