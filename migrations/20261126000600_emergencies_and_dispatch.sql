@@ -11,6 +11,9 @@
 create table public.responders (
   id uuid primary key references public.profiles (id) on delete cascade,
   call_sign text not null unique check (length(call_sign) between 1 and 50),
+  -- Standing as a responder: revoking the responder role sets it false (revoke_role), and then
+  -- nothing a responder may do works for this person, whatever their token says.
+  active boolean not null default true,
   on_duty boolean not null default false,
   last_lat double precision check (last_lat between -90 and 90),
   last_lon double precision check (last_lon between -180 and 180),
@@ -78,6 +81,23 @@ create index emergency_requests_responder_idx on public.emergency_requests (assi
 create trigger touch_updated_at before update on public.emergency_requests
   for each row execute function private.touch_updated_at();
 
+-- Is the caller a responder now: the permission (public.authorize, which checks the current
+-- grant) and an active responder record. Every responder power goes through this.
+create function access.is_active_responder() returns boolean
+language sql stable security definer set search_path = '' as $$
+  select public.authorize('emergencies.respond')
+     and exists (select 1 from public.responders r where r.id = auth.uid() and r.active)
+$$;
+
+-- May this person be assigned emergencies now: an active responder record and a current grant
+-- of a role with emergencies.respond (read from user_roles, not from anyone's token).
+create function access.is_assignable_responder(person uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (select 1 from public.responders r where r.id = person and r.active)
+     and exists (select 1 from public.user_roles ur join public.role_permissions rp on rp.role = ur.role
+                  where ur.user_id = person and rp.permission = 'emergencies.respond')
+$$;
+
 -- Profiles a dispatcher needs: requesters of active emergencies, and responders.
 create function access.is_dispatch_contact(person uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
@@ -90,7 +110,7 @@ $$;
 -- Profiles a responder needs: requesters of the active emergencies assigned to them.
 create function access.is_assigned_requester(person uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
-  select exists (select 1 from public.emergency_requests e
+  select access.is_active_responder() and exists (select 1 from public.emergency_requests e
                   where e.requester_id = person and e.assigned_responder_id = auth.uid()
                     and e.status = any (careplane.emergency_responder_statuses()))
 $$;
@@ -107,7 +127,8 @@ create policy "dispatchers read responders" on public.responders
 create policy "responders read own record" on public.responders
   for select to authenticated using (id = (select auth.uid()));
 create policy "responders update own duty and location" on public.responders
-  for update to authenticated using (id = (select auth.uid())) with check (id = (select auth.uid()));
+  for update to authenticated using (id = (select auth.uid()) and (select access.is_active_responder()))
+  with check (id = (select auth.uid()));
 
 create policy "requesters read own emergencies" on public.emergency_requests
   for select to authenticated using (requester_id = (select auth.uid()));
@@ -115,7 +136,7 @@ create policy "dispatchers read active emergencies" on public.emergency_requests
   for select to authenticated using (
     (select public.authorize('emergencies.read_open')) and status = any (careplane.emergency_active_statuses()));
 create policy "responders read assigned emergencies" on public.emergency_requests
-  for select to authenticated using (assigned_responder_id = (select auth.uid()));
+  for select to authenticated using (assigned_responder_id = (select auth.uid()) and (select access.is_active_responder()));
 create policy "admins read all emergencies" on public.emergency_requests
   for select to authenticated using ((select public.authorize('emergencies.read_all')));
 
@@ -273,7 +294,8 @@ begin
 end
 $$;
 
--- On-duty responders with a known position and no active assignment, nearest first.
+-- Assignable (active, holding the role now), on-duty responders with a known position and no
+-- active assignment, nearest first.
 create function public.nearest_responders(request_id uuid, n int default 5)
 returns table (responder_id uuid, call_sign text, distance_km double precision, last_seen_at timestamptz)
 language plpgsql stable security definer set search_path = '' as $$
@@ -293,7 +315,7 @@ begin
   return query
     select r.id, r.call_sign, careplane.distance_km(req.lat, req.lon, r.last_lat, r.last_lon) as d, r.last_seen_at
       from public.responders r
-     where r.on_duty and r.last_lat is not null
+     where r.on_duty and r.last_lat is not null and access.is_assignable_responder(r.id)
        and not exists (select 1 from public.emergency_requests e
                         where e.assigned_responder_id = r.id
                           and e.status = any (careplane.emergency_responder_statuses()))
@@ -343,7 +365,7 @@ begin
   end if;
   perform private.enforce(careplane.emergency_assignment_verdict(
     req.status, req.claimed_by, req.claimed_at, auth.uid(), now(), private.dispatch_setting('claim_lapse_minutes'),
-    true, responder.on_duty,
+    access.is_assignable_responder(responder_id), responder.on_duty,
     exists (select 1 from public.emergency_requests e
              where e.assigned_responder_id = responder_id and e.id <> request_id
                and e.status = any (careplane.emergency_responder_statuses()))));
@@ -385,7 +407,7 @@ begin
   actor := case
     when req.id is null then null
     when public.authorize('emergencies.dispatch') then 'dispatcher'
-    when req.assigned_responder_id = auth.uid() then 'assigned_responder'
+    when req.assigned_responder_id = auth.uid() and access.is_active_responder() then 'assigned_responder'
     when req.requester_id = auth.uid() then 'requester'
   end;
   if actor is null then
@@ -425,7 +447,7 @@ begin
   actor := case
     when req.id is null then null
     when public.authorize('emergencies.dispatch') then 'dispatcher'
-    when req.assigned_responder_id = auth.uid() then 'assigned_responder'
+    when req.assigned_responder_id = auth.uid() and access.is_active_responder() then 'assigned_responder'
     when req.requester_id = auth.uid() then 'requester'
   end;
   if actor is null then
