@@ -30,12 +30,13 @@ create table public.emergency_requests (
   lat double precision not null check (lat between -90 and 90),
   lon double precision not null check (lon between -180 and 180),
   description text check (length(description) <= 4000),
-  -- What the requester reported, and what staff (a dispatcher or the assigned responder)
-  -- assessed, each in the normal form careplane.assess read it (at most 4096 bytes each).
+  -- What the requester reported (vitals, findings: raise_emergency's arguments), and what staff
+  -- (a dispatcher or the assigned responder) assessed (assessed_*), each in the normal form
+  -- careplane.assess read it (at most 4096 bytes each).
   -- Triage uses the assessed part where there is one, the reported part otherwise; triage ->
   -- 'sources' says which.
-  reported_vitals jsonb check (jsonb_typeof(reported_vitals) = 'object'),
-  reported_findings jsonb check (jsonb_typeof(reported_findings) = 'object'),
+  vitals jsonb check (jsonb_typeof(vitals) = 'object'),
+  findings jsonb check (jsonb_typeof(findings) = 'object'),
   assessed_vitals jsonb check (jsonb_typeof(assessed_vitals) = 'object'),
   assessed_findings jsonb check (jsonb_typeof(assessed_findings) = 'object'),
   assessed_by uuid references public.profiles (id) on delete set null,
@@ -176,7 +177,7 @@ $$;
 -- the queue; what keeps one account from flooding it is careplane.emergency_raise_verdict
 -- (max_open_emergencies active at once, max_emergencies_per_window per emergency_window_minutes)
 -- and paging at most once per page_burst_minutes. What the requester reported is stored as
--- theirs (reported_*); staff assessment (assess_emergency) is stored beside it.
+-- theirs (vitals, findings); staff assessment (assess_emergency) is stored beside it.
 create function public.raise_emergency(
   lat double precision,
   lon double precision,
@@ -229,7 +230,7 @@ begin
     pages := careplane.page_due(last_page, now(), private.dispatch_setting('page_burst_minutes'));
   end if;
 
-  insert into public.emergency_requests (requester_id, lat, lon, description, reported_vitals, reported_findings,
+  insert into public.emergency_requests (requester_id, lat, lon, description, vitals, findings,
                                          news2, news2_total, esi_level, priority, triage, paged_at)
   values (requester, lat, lon, nullif(btrim(description), ''), assessment -> 'reported' -> 'vitals',
           assessment -> 'reported' -> 'findings', nullif(assessment -> 'news2', 'null'), (assessment ->> 'news2_total')::smallint,
@@ -455,7 +456,7 @@ begin
   end if;
   perform private.enforce(careplane.emergency_assessment_verdict(req.status, actor, vitals is not null or findings is not null));
   select p.date_of_birth into dob from public.profiles p where p.id = req.requester_id;
-  assessment := careplane.assess(req.reported_vitals, req.reported_findings, coalesce(vitals, req.assessed_vitals),
+  assessment := careplane.assess(req.vitals, req.findings, coalesce(vitals, req.assessed_vitals),
                              coalesce(findings, req.assessed_findings), dob, current_date);
   update public.emergency_requests e
      set assessed_vitals = assessment -> 'assessed' -> 'vitals', assessed_findings = assessment -> 'assessed' -> 'findings',

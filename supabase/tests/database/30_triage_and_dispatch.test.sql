@@ -2,7 +2,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(66);
+select plan(68);
 
 -- The detail (jsonb) of the error `sql` raises as `persona`; back to the owner afterwards.
 create function tests.error_detail(persona text, sql text) returns jsonb language plpgsql as $$
@@ -126,6 +126,11 @@ select is(careplane.assess('{"consciousness": "U"}', '{"lifesaving_intervention"
 select throws_ok($$select careplane.assess(null, '{"esi_level": 1}', null, null, null, current_date)$$, '22023', null,
   'a level from the client is refused');
 select throws_ok($$select careplane.assess(null, null, null, null, null, null)$$, '22023', 'today: required', 'today is required');
+select throws_ok($$select careplane.assess('{"spo2": 1e400}', null, null, null, null, current_date)$$, '22023', null,
+  'a number out of range in the vitals is 22023, not a crash (XX000)');
+select throws_ok(format('select careplane.assess(null, %L, null, null, null, current_date)',
+                        repeat('{"a": ', 300) || '1' || repeat('}', 300)), '22023', null,
+  'findings nested 300 levels deep are 22023, not a crash');
 select throws_ok($$select careplane.esi('{"level": 1, "expected_resources": 0}')$$, '22023', null,
   'the level is computed, never accepted');
 

@@ -123,7 +123,7 @@ reset careplane.max_open_emergencies;
 select tests.act_as_owner();
 
 -- Reported versus assessed --------------------------------------------------------------------------
-select is((select reported_findings from public.emergency_requests where id = (select id from flood where n = 2)),
+select is((select findings from public.emergency_requests where id = (select id from flood where n = 2)),
   '{"lifesaving_intervention": true}'::jsonb, 'what the requester reported is stored as theirs');
 select tests.act_as('flooder');
 select throws_ok($$select public.assess_emergency((select id from flood where n = 2), '{"consciousness": "A"}')$$, '42501',
@@ -137,7 +137,7 @@ select throws_ok($$select public.assess_emergency((select id from flood where n 
   'give vitals, findings or both to assess', 'an assessment gives something');
 select tests.act_as_owner();
 select results_eq(
-  $$select reported_findings, assessed_findings, assessed_by, triage -> 'sources'
+  $$select findings, assessed_findings, assessed_by, triage -> 'sources'
       from public.emergency_requests where id = (select id from flood where n = 2)$$,
   $$values ('{"lifesaving_intervention": true}'::jsonb, '{"resources": ["xray"]}'::jsonb,
             '55555555-5555-4555-8555-555555555555'::uuid, '{"vitals": "assessed", "findings": "assessed"}'::jsonb)$$,
@@ -170,7 +170,7 @@ select throws_ok(format($f$select public.raise_emergency(5.6, -0.2, 'x', null, '
 select throws_ok(format($f$select public.raise_emergency(5.6, -0.2, 'x', '{"consciousness": "%s"}')$f$, repeat('U', 5000)), '22023',
   'vitals: is 5020 bytes of JSON; at most 4096 are accepted', 'oversized vitals are refused naming the field');
 select tests.act_as_owner();
-select is((select max(pg_column_size(reported_findings)) < 4096 and max(pg_column_size(reported_vitals)) < 4096
+select is((select max(pg_column_size(findings)) < 4096 and max(pg_column_size(vitals)) < 4096
              from public.emergency_requests), true, 'what is stored stays small');
 
 select * from finish();
