@@ -333,9 +333,9 @@ fn a_score_level_or_priority_from_the_client_is_refused() {
 
 #[test]
 fn findings_are_bounded_in_size_and_in_resources() {
-    let many: Vec<&str> = std::iter::repeat("labs").take(MAX_RESOURCES + 1).collect();
+    let many: Vec<&str> = std::iter::repeat_n("labs", MAX_RESOURCES + 1).collect();
     assert_eq!(findings_err(json!({"resources": many})), "findings.resources");
-    let ok: Vec<&str> = std::iter::repeat("labs").take(MAX_RESOURCES).collect();
+    let ok: Vec<&str> = std::iter::repeat_n("labs", MAX_RESOURCES).collect();
     assert_eq!(findings(json!({"resources": ok})).resources.unwrap().count(), 1);
     let e = Findings::from_json(&json!({"resources": ["x".repeat(MAX_REPORT_BYTES)]})).unwrap_err().to_string();
     assert_eq!(e, "findings: is 4114 bytes of JSON; at most 4096 are accepted");
@@ -380,7 +380,7 @@ fn age_in_months_counts_completed_months_like_postgres_age() {
 // Assessment ---------------------------------------------------------------------------------------
 
 fn reported(vitals: Option<serde_json::Value>, f: Option<serde_json::Value>) -> Observations {
-    Observations { vitals: vitals.map(|v| Vitals::from_json(&v).unwrap()), findings: f.map(|f| findings(f)) }
+    Observations { vitals: vitals.map(|v| Vitals::from_json(&v).unwrap()), findings: f.map(findings) }
 }
 
 const ADULT: Option<u32> = Some(40 * 12);
