@@ -325,22 +325,6 @@ begin
 end
 $$;
 
--- Raises the verdict of one of the extension's transition rules (careplane.*_transition):
--- 42501 for a move this actor may not make, PT422 for a move the life cycle does not have.
-create function private.enforce_transition(verdict jsonb, from_status text, to_status text)
-returns void language plpgsql volatile set search_path = '' as $$
-begin
-  if (verdict ->> 'allowed')::boolean then
-    return;
-  elsif verdict ->> 'reason' = 'forbidden' then
-    raise exception '%', verdict ->> 'message' using errcode = '42501';
-  else
-    raise exception '%', verdict ->> 'message' using errcode = 'PT422',
-      detail = jsonb_build_object('reason', 'invalid_transition', 'from', from_status, 'to', to_status)::text;
-  end if;
-end
-$$;
-
 -- Assigns (or reassigns) a responder. careplane.emergency_assignment_verdict decides: the move,
 -- another dispatcher's live claim (so two dispatchers never both route one request), and an
 -- active, on-duty, free responder. The assignment takes (or renews) the caller's claim.
