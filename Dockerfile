@@ -39,7 +39,8 @@ COPY supabase/seed.sql /app/supabase/seed.sql
 USER careplane
 ENV BIND_ADDR=0.0.0.0:8080 LOG_FORMAT=json
 EXPOSE 8080
-# Liveness: the port accepts connections (the image has no curl; /health needs no dependency).
-HEALTHCHECK --interval=10s --timeout=3s CMD ["/bin/bash", "-c", "exec 3<>/dev/tcp/127.0.0.1/8080"]
+# Healthy when it serves and its database, the careplane extension and Redis answer
+# (/health/detailed; the image has no curl, the binary asks itself).
+HEALTHCHECK --interval=10s --timeout=6s --start-period=10s --retries=3 CMD ["careplane-companion", "health"]
 ENTRYPOINT ["careplane-companion"]
 CMD ["serve"]

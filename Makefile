@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test bench bench-auth bench-ledger
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -11,6 +11,12 @@ help:
 	@echo "make db        install deps, build and install the extension, migrate and seed DB=$(DB)"
 	@echo "make db-reset  drop DB=$(DB) and set it up again"
 	@echo "make deps      apt packages, cargo-pgrx, Postgres and Redis only"
+	@echo "make test-matrix  the pgTAP suite on PostgreSQL 16 and 18 (server builds from PyPI)"
+	@echo "make package   release files of the extension for PG 15, 16 and 18 into dist/ (docs/dba.md)"
+	@echo "make images    build the Dockerfile's postgres and companion images with podman (timed, sizes)"
+	@echo "make compose-test  docker-compose.yml up on those images: health, migrate, one authenticated call"
+	@echo "make backup    pg_dump DB=$(DB) (and the roles it needs) into backups/ (BACKUP_DIR=…)"
+	@echo "make restore   BACKUP_DIR=… RESTORE_DB=… restore a backup into a new database"
 	@echo "make bench-auth  companion (ES256 auth) vs Express + jsonwebtoken vs no auth; writes bench/REPORT.md"
 	@echo "make bench-ledger  ledger transfers/s vs raw entry inserts; writes bench/ledger/REPORT.md"
 	@echo "make bench     both"
@@ -29,6 +35,28 @@ run:
 
 test:
 	@scripts/dev.sh test
+
+test-matrix:
+	@scripts/dev.sh deps-build
+	@scripts/test-matrix.sh
+
+package:
+	@scripts/dev.sh deps
+	@scripts/package.sh
+
+images:
+	@scripts/images.sh build
+
+compose-test:
+	@scripts/dev.sh deps-build
+	@scripts/compose-test.sh
+
+backup:
+	@scripts/backup.sh "$(DB)" $(BACKUP_DIR)
+
+restore:
+	@test -n "$(BACKUP_DIR)" -a -n "$(RESTORE_DB)" || { echo "usage: make restore BACKUP_DIR=backups/… RESTORE_DB=name" >&2; exit 2; }
+	@scripts/restore.sh "$(BACKUP_DIR)" "$(RESTORE_DB)"
 
 bench: bench-auth bench-ledger
 

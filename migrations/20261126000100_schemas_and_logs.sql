@@ -13,6 +13,12 @@
 -- - Privileged RPCs (writes the caller's grants do not cover) are security definer functions
 --   in public with search_path = '' that check authorization before anything else.
 
+-- Sequences: Supabase's default privileges give the API roles every right on sequences created
+-- in public, which would let any signed-in user setval() an identity sequence and make the next
+-- insert fail on a duplicate key. Inserting through an identity column needs no right on its
+-- sequence, so the API roles get none.
+alter default privileges in schema public revoke all on sequences from anon, authenticated, service_role;
+
 create schema if not exists private;
 revoke all on schema private from public, anon, authenticated, service_role;
 

@@ -66,7 +66,16 @@ insert into public.role_permissions (role, permission) values
   ('dispatcher', 'responders.read_all'),
   ('responder', 'emergencies.respond');
 
--- The roles in the caller's token: the user_roles claim (array), else user_role.
+-- Effective roles -------------------------------------------------------------------------------
+-- A role counts for a request only while it is in the caller's token AND granted now in
+-- public.user_roles: the token can only narrow what the database allows. Revoking a role
+-- therefore takes effect on the caller's next statement, whatever tokens they still hold; a
+-- new grant takes effect with the next token (the access token hook reads user_roles). Each
+-- check reads the caller's few user_roles rows through the primary key; policies wrap the
+-- checks in (select …) so a statement asks once. See docs/identity.md.
+
+-- The roles the caller's token claims: the user_roles claim (array), else user_role. Not an
+-- authorization on its own: see access.effective_roles().
 create function access.claimed_roles() returns text[]
 language sql stable set search_path = '' as $$
   select case
@@ -77,19 +86,32 @@ language sql stable set search_path = '' as $$
   end
 $$;
 
--- Supabase RBAC: does any role in the caller's token carry the permission?
-create function public.authorize(requested_permission public.app_permission) returns boolean
+-- The caller's effective roles: claimed by the token and granted now. Security definer so it
+-- reads user_roles whatever that table's policies let the caller see (its own policies call
+-- public.authorize, which would otherwise recurse).
+create function access.effective_roles() returns public.app_role[]
 language sql stable security definer set search_path = '' as $$
-  select coalesce(auth.role(), '') = 'authenticated'
-     and exists (
-       select 1 from public.role_permissions rp
-       where rp.permission = requested_permission
-         and rp.role::text = any (access.claimed_roles()))
+  select coalesce(array(
+    select ur.role from public.user_roles ur
+     where coalesce(auth.role(), '') = 'authenticated'
+       and ur.user_id = auth.uid()
+       and ur.role::text = any (access.claimed_roles())
+     order by ur.role), '{}')
 $$;
 
+-- Supabase RBAC: does any of the caller's effective roles carry the permission?
+create function public.authorize(requested_permission public.app_permission) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (
+    select 1 from public.role_permissions rp
+     where rp.permission = requested_permission
+       and rp.role = any (access.effective_roles()))
+$$;
+
+-- Is the role one of the caller's effective roles?
 create function access.has_role(r public.app_role) returns boolean
 language sql stable set search_path = '' as $$
-  select coalesce(auth.role(), '') = 'authenticated' and r::text = any (access.claimed_roles())
+  select r = any (access.effective_roles())
 $$;
 
 -- Sign-up: a profile and the patient role -------------------------------------------------------
@@ -155,6 +177,15 @@ revoke execute on function public.custom_access_token_hook(jsonb) from authentic
 grant select on table public.user_roles to supabase_auth_admin;
 
 -- Role management: admins only, never oneself ------------------------------------------------------
+-- A role is a grant in user_roles; some roles also have a standing record that holds what the
+-- person does in that role (public.practitioners for doctors and nurses, public.responders for
+-- responders). Privileged paths check both: the role now (access.has_role, public.authorize)
+-- and that the record is active. Revoking a role ends the standing in the same transaction;
+-- granting it again restores a responder's standing (still off duty), while a practitioner is
+-- registered again by an admin (fee, kind and calendar are reviewed). See docs/identity.md.
+-- (The practitioners and responders tables come later in the migration order; PL/pgSQL reads
+-- them when it runs.)
+
 create function public.grant_role(target_user uuid, new_role public.app_role) returns public.user_roles
 language plpgsql security definer set search_path = '' as $$
 declare
@@ -172,14 +203,27 @@ begin
   end if;
   insert into public.user_roles (user_id, role, granted_by)
   values (target_user, new_role, auth.uid())
-  on conflict (user_id, role) do update set role = excluded.role
+  on conflict (user_id, role) do nothing
   returning * into granted;
+  if granted.user_id is null then
+    -- Already held: nothing changes, the standing included.
+    select * into granted from public.user_roles ur where ur.user_id = target_user and ur.role = new_role;
+  elsif new_role = 'responder' then
+    update public.responders r set active = true where r.id = target_user;
+  end if;
   return granted;
 end
 $$;
 
+-- Takes the role and its standing away at once: a doctor's or nurse's practitioner record of
+-- that kind stops being active and stops accepting patients; a responder's record stops being
+-- active and goes off duty; a dispatcher's claims on open requests go back to the queue. The
+-- standing is ended even when the grant was already gone, so a revocation always leaves none.
+-- Answers whether a grant was removed.
 create function public.revoke_role(target_user uuid, old_role public.app_role) returns boolean
 language plpgsql security definer set search_path = '' as $$
+declare
+  removed boolean;
 begin
   if not public.authorize('roles.manage') then
     raise exception 'only an admin may revoke roles' using errcode = '42501';
@@ -188,8 +232,25 @@ begin
     raise exception 'nobody may change their own roles' using errcode = '42501',
       hint = 'Ask another admin.';
   end if;
-  delete from public.user_roles where user_id = target_user and role = old_role;
-  return found;
+  delete from public.user_roles ur where ur.user_id = target_user and ur.role = old_role;
+  removed := found;
+  case old_role
+    when 'doctor', 'nurse' then
+      update public.practitioners p set active = false, accepting_patients = false
+       where p.profile_id = target_user and p.kind = old_role::text;
+    when 'responder' then
+      update public.responders r set active = false, on_duty = false where r.id = target_user;
+    when 'dispatcher' then
+      with freed as (
+        update public.emergency_requests e set claimed_by = null, claimed_at = null
+         where e.claimed_by = target_user and e.status = 'open'
+        returning e.id)
+      insert into private.realtime_events (topic, event, payload)
+      select 'dispatch', 'emergency:released', jsonb_build_object('id', f.id) from freed f;
+    else
+      null;  -- patient and admin carry no standing beyond the grant
+  end case;
+  return removed;
 end
 $$;
 

@@ -1,5 +1,6 @@
 -- Conversations between patients and clinicians (a consultation has one), members, messages and
--- read receipts. Only members read a conversation; members post as themselves.
+-- read receipts. Only members read a conversation (a consultation's practitioner only while in
+-- practice); members post as themselves.
 
 create table public.conversations (
   id uuid primary key default gen_random_uuid(),
@@ -33,19 +34,29 @@ create table public.message_reads (
   primary key (message_id, user_id)
 );
 
+-- Does the caller take part in the conversation now? A member reads and posts, except the
+-- practitioner of a consultation's conversation, who does so only while in practice
+-- (access.is_practitioner: the role now and an active record). A revoked clinician keeps their
+-- membership row (the history says who was there) and loses the access.
 create function access.is_conversation_member(conversation uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
   select exists (
-    select 1 from public.conversation_members m
-     where m.conversation_id = conversation and m.user_id = auth.uid())
+    select 1
+      from public.conversation_members m
+      join public.conversations c on c.id = m.conversation_id
+      left join public.consultations co on co.id = c.consultation_id
+      left join public.appointments a on a.id = co.appointment_id
+      left join public.practitioners p on p.id = a.practitioner_id
+     where m.conversation_id = conversation
+       and m.user_id = auth.uid()
+       and (p.profile_id is distinct from m.user_id or access.is_practitioner(p.id)))
 $$;
 
 create function access.can_read_message(message uuid) returns boolean
 language sql stable security definer set search_path = '' as $$
   select exists (
     select 1 from public.messages msg
-      join public.conversation_members m on m.conversation_id = msg.conversation_id
-     where msg.id = message and m.user_id = auth.uid())
+     where msg.id = message and access.is_conversation_member(msg.conversation_id))
 $$;
 
 revoke all on public.conversations, public.conversation_members, public.messages, public.message_reads

@@ -33,7 +33,7 @@ DEV_JWT_SECRET_FILE="$ROOT/target/careplane-dev-jwt-secret"
 
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
-  libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
+  "postgresql-$PG_MAJOR-cron" libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
 )
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
@@ -209,6 +209,7 @@ case "${1:-}" in
     export CAREPLANE_TEST_ADMIN_URL="${CAREPLANE_TEST_ADMIN_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/postgres}"
     step "Rust tests: rules, companion, end-to-end" rust_tests
     step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
+    step "schemathesis over every companion operation" scripts/schemathesis.sh
     bold "all tests passed in $((SECONDS - t0))s"
     ;;
   *) echo "usage: $0 deps|deps-build|db|db-reset|run|test|token|bench" >&2; exit 2 ;;

@@ -41,7 +41,7 @@ pub struct Config {
     pub database_url: SecretString,
     /// `DATABASE_MAX_CONNECTIONS`: size of the companion's connection pool.
     pub database_max_connections: u32,
-    /// `REDIS_URL`: presence, rate limits (secret: may hold a password).
+    /// `REDIS_URL`: shared rate limits (secret: may hold a password).
     pub redis_url: SecretString,
     /// `BIND_ADDR`: where the HTTP server listens.
     pub bind_addr: SocketAddr,

@@ -159,8 +159,9 @@ pub struct ErrorBody {
     pub code: String,
     /// For humans; never carries secrets or internal causes.
     pub message: String,
-    /// Structured context, or `null`.
-    #[schema(value_type = Object)]
+    /// Structured context (for database errors `{sqlstate, detail, hint}`), or `null` when
+    /// there is none.
+    #[schema(value_type = Option<Object>, required = true)]
     pub details: Value,
 }
 

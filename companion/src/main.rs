@@ -36,6 +36,14 @@ enum Command {
         #[arg(long)]
         seed: Option<PathBuf>,
     },
+    /// Ask the companion serving on BIND_ADDR (on this host) for its health: exit 0 when
+    /// `/health/detailed` answers 200 — it serves, and its database, the careplane extension
+    /// and Redis answer — else 1, printing why. For container healthchecks (the image has no
+    /// curl). With `--live`, only `/health` (the process serves).
+    Health {
+        #[arg(long)]
+        live: bool,
+    },
     /// Print a development access token signed with SUPABASE_JWT_SECRET (HS256), shaped like a
     /// Supabase token after careplane's custom access token hook.
     Token {
@@ -82,19 +90,49 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     }
+    if let Some(Command::Health { live }) = &cli.command {
+        return health(&config, *live);
+    }
     init_tracing(config.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let result = runtime.block_on(async {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Migrate { dir, compat, seed } => run_migrations(&config, &dir, compat, seed).await,
-            Command::Token { .. } => unreachable!("handled before the runtime starts"),
+            Command::Token { .. } | Command::Health { .. } => unreachable!("handled before the runtime starts"),
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("careplane-companion: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn health(config: &Config, live: bool) -> ExitCode {
+    let mut addr = config.bind_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}{}", if live { "/health" } else { "/health/detailed" });
+    let check = async {
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(5)).build()?;
+        let res = client.get(&url).send().await?;
+        let status = res.status();
+        let body = res.text().await.unwrap_or_default();
+        anyhow::Ok((status, body))
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("tokio runtime");
+    match runtime.block_on(check) {
+        Ok((status, _)) if status.is_success() => ExitCode::SUCCESS,
+        Ok((status, body)) => {
+            eprintln!("careplane-companion: {url} answered {status}: {body}");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("careplane-companion: {url}: {e:#}");
             ExitCode::FAILURE
         }
     }

@@ -2,12 +2,12 @@
 //!
 //! Request counts and latency histograms are labelled by method, *route* (the matched route
 //! pattern, e.g. `/v1/me`, never the raw URI, so ids and query strings cannot explode the
-//! series or leak into them) and status. The gauges and counters that later features drive
-//! (websocket connections, outbox depth, webhook outcomes) are registered here at zero, so
-//! dashboards and alerts can be built before the features land.
+//! series or leak into them) and status. Every other series measures something the companion
+//! does or sees; `careplane_outbox_depth` is read from the database at each scrape and left out
+//! of the page when the database does not answer, rather than reported as a number it is not.
 
 use std::sync::OnceLock;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
 use axum::http::header;
@@ -18,9 +18,6 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use crate::AppState;
 
 const LATENCY_BUCKETS: &[f64] = &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
-
-pub const PROVIDERS: &[&str] = &["paystack", "twilio", "sendgrid"];
-pub const WEBHOOK_OUTCOMES: &[&str] = &["accepted", "duplicate", "bad_signature", "failed"];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
@@ -34,34 +31,56 @@ pub fn install() -> PrometheusHandle {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).expect("no other metrics recorder is installed");
-            describe_and_register();
+            describe();
             handle
         })
         .clone()
 }
 
-fn describe_and_register() {
-    use metrics::{counter, describe_counter, describe_gauge, describe_histogram, gauge, Unit};
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!("http_requests_total", "HTTP requests answered, by method, route and status");
     describe_histogram!(
         "http_request_duration_seconds",
         Unit::Seconds,
         "time from request to response head, by method, route and status"
     );
-    describe_gauge!("careplane_websocket_connections", "open realtime websocket connections");
-    describe_gauge!("careplane_outbox_depth", "outbox rows (SMS / email) waiting to be sent");
-    describe_counter!("careplane_webhook_events_total", "provider webhooks received, by provider and outcome");
     describe_gauge!("careplane_rate_limiter_degraded", "1 while Redis is unreachable and limits are per instance");
     describe_counter!("careplane_rate_limited_total", "requests answered 429, by scope (ip, user)");
     describe_counter!("careplane_auth_rejections_total", "requests refused for their token, by reason");
     describe_counter!("careplane_jwks_fetches_total", "JWKS fetches, by outcome");
-    gauge!("careplane_websocket_connections").set(0.0);
-    gauge!("careplane_outbox_depth").set(0.0);
-    for provider in PROVIDERS {
-        for outcome in WEBHOOK_OUTCOMES {
-            counter!("careplane_webhook_events_total", "provider" => *provider, "outcome" => *outcome).absolute(0);
-        }
+}
+
+/// Outbox rows (SMS / email) with status `pending`, counted in `private.outbox` (the partial
+/// index `outbox_due_idx` covers exactly these rows). The statement is bounded by
+/// `statement_timeout` and the whole read by `HEALTH_CHECK_TIMEOUT_MS`, so a slow database
+/// delays a scrape by at most that.
+pub async fn outbox_depth(db: &sqlx::PgPool, timeout: Duration) -> Result<i64, String> {
+    let read = async {
+        let mut tx = db.begin().await?;
+        sqlx::query("select set_config('statement_timeout', $1, true)")
+            .bind(timeout.as_millis().max(1).to_string())
+            .execute(&mut *tx)
+            .await?;
+        let depth: i64 = sqlx::query_scalar("select count(*) from private.outbox where status = 'pending'")
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.rollback().await?;
+        Ok::<_, sqlx::Error>(depth)
+    };
+    match tokio::time::timeout(timeout, read).await {
+        Ok(result) => result.map_err(|e| e.to_string()),
+        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
     }
+}
+
+/// The exposition of `careplane_outbox_depth`, appended to the recorder's page.
+fn outbox_depth_exposition(depth: i64) -> String {
+    format!(
+        "# HELP careplane_outbox_depth outbox rows (SMS / email) with status pending, read from private.outbox at scrape time\n\
+         # TYPE careplane_outbox_depth gauge\n\
+         careplane_outbox_depth {depth}\n"
+    )
 }
 
 /// Middleware: counts and times every request under its matched route.
@@ -90,5 +109,10 @@ pub async fn track(request: Request, next: Next) -> Response {
 )]
 pub async fn render(axum::extract::State(state): axum::extract::State<AppState>) -> Response {
     state.metrics.run_upkeep();
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+    let mut page = state.metrics.render();
+    match outbox_depth(&state.db, state.config.health_check_timeout).await {
+        Ok(depth) => page.push_str(&outbox_depth_exposition(depth)),
+        Err(error) => tracing::warn!(%error, "metrics: outbox depth unavailable; left out of this scrape"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response()
 }

@@ -13,7 +13,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -211,9 +211,6 @@ pub async fn limit(State(state): State<AppState>, request: Request, next: Next) 
         }
     }
 }
-
-/// Shared so the health check can report it.
-pub type SharedRateLimiter = Arc<RateLimiter>;
 
 #[cfg(test)]
 mod tests {

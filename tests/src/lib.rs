@@ -50,17 +50,22 @@ impl TestDb {
     /// builds it (without the seed).
     pub async fn migrated() -> anyhow::Result<Self> {
         let db = Self::empty().await?;
-        let mut conn = db.connect().await?;
-        let root = workspace_root();
-        careplane_companion::db::migrate::run_file(&mut conn, &root.join("sql/supabase_compat.sql")).await?;
-        let migrations = careplane_companion::db::migrate::load_dir(&root.join("migrations"))?;
-        careplane_companion::db::migrate::apply(&mut conn, &migrations).await?;
+        migrate(&mut db.connect().await?).await?;
         Ok(db)
     }
 
     pub async fn connect(&self) -> anyhow::Result<PgConnection> {
         Ok(PgConnection::connect(&self.url).await?)
     }
+}
+
+/// Applies the compat layer, the extension and every migration, as `make db` does (no seed).
+pub async fn migrate(conn: &mut PgConnection) -> anyhow::Result<()> {
+    let root = workspace_root();
+    careplane_companion::db::migrate::run_file(conn, &root.join("sql/supabase_compat.sql")).await?;
+    let migrations = careplane_companion::db::migrate::load_dir(&root.join("migrations"))?;
+    careplane_companion::db::migrate::apply(conn, &migrations).await?;
+    Ok(())
 }
 
 impl Drop for TestDb {
@@ -258,4 +263,64 @@ impl Drop for PrivateRedis {
 /// A Redis key prefix no other test uses, so tests sharing the local Redis never share limits.
 pub fn unique_prefix() -> String {
     format!("careplane-test:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A PostgreSQL 15 cluster of the test's own (Debian's binaries, run as the `postgres` user,
+/// since initdb refuses root), on a free port, with extra server settings; stopped and removed
+/// when dropped. For what the shared cluster must not be changed for (preloaded libraries).
+pub struct PrivateCluster {
+    pub port: u16,
+    dir: PathBuf,
+}
+
+impl PrivateCluster {
+    pub fn start(settings: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let bin = Path::new("/usr/lib/postgresql/15/bin");
+        let dir = std::env::temp_dir().join(format!("careplane-cluster-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir)?;
+        let as_postgres = |args: &[&str]| -> anyhow::Result<()> {
+            let status = std::process::Command::new("runuser")
+                .args(["-u", "postgres", "--"])
+                .args(args)
+                .stdout(Stdio::null())
+                .status()
+                .context("runuser")?;
+            anyhow::ensure!(status.success(), "{args:?} failed: {status}");
+            Ok(())
+        };
+        let status = std::process::Command::new("chown").arg("postgres:").arg(&dir).status()?;
+        anyhow::ensure!(status.success(), "chown {}", dir.display());
+        let data = dir.join("data");
+        let data_s = data.to_str().context("utf-8 path")?.to_owned();
+        as_postgres(&[bin.join("initdb").to_str().unwrap(), "-D", &data_s, "-U", "postgres", "--auth=trust", "-E", "UTF8"])?;
+        let port = free_port();
+        let mut opts = format!("-p {port} -k {} -c listen_addresses=127.0.0.1", dir.display());
+        for (k, v) in settings {
+            opts.push_str(&format!(" -c {k}={v}"));
+        }
+        let log = dir.join("server.log");
+        as_postgres(&[bin.join("pg_ctl").to_str().unwrap(), "-D", &data_s, "-l", log.to_str().unwrap(), "-w", "-o", &opts, "start"])?;
+        Ok(PrivateCluster { port, dir })
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("server.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        let data = self.dir.join("data");
+        let _ = std::process::Command::new("runuser")
+            .args(["-u", "postgres", "--", "/usr/lib/postgresql/15/bin/pg_ctl", "-D"])
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .stdout(Stdio::null())
+            .status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

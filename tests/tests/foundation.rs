@@ -3,9 +3,11 @@
 
 use std::time::Duration;
 
+use careplane_companion::db::errors::db_error;
 use careplane_companion::db::migrate::{self, MigrateError};
+use careplane_companion::AppError;
 use careplane_tests::{free_port, redis_url, workspace_root, Companion, PrivateRedis, TestDb};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 async fn get(url: &str) -> (u16, Value) {
     let res = reqwest::get(url).await.expect("request");
@@ -48,8 +50,22 @@ async fn redis_going_down_turns_detailed_health_503_naming_redis_and_health_stil
     .await
     .unwrap();
     assert_eq!(get(&app.url("/health/detailed")).await.0, 200);
+    let healthcheck = |live: bool| {
+        // The container healthcheck: the binary asks the companion at BIND_ADDR.
+        let mut cmd = std::process::Command::new(careplane_tests::companion_bin());
+        cmd.arg("health").env_clear().env("BIND_ADDR", app.base.trim_start_matches("http://"));
+        if live {
+            cmd.arg("--live");
+        }
+        cmd.output().unwrap()
+    };
+    assert!(healthcheck(false).status.success(), "healthy while everything answers");
 
     redis.stop();
+    let unhealthy = healthcheck(false);
+    assert_eq!(unhealthy.status.code(), Some(1), "unhealthy while Redis is down");
+    assert!(String::from_utf8_lossy(&unhealthy.stderr).contains("503"), "{unhealthy:?}");
+    assert!(healthcheck(true).status.success(), "--live only asks whether it serves");
     let (status, body) = get(&app.url("/health/detailed")).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");
@@ -93,6 +109,119 @@ async fn sigterm_stops_the_companion_cleanly() {
     assert!(killed.success());
     let status = tokio::time::timeout(Duration::from_secs(10), app.child.wait()).await.expect("exits").unwrap();
     assert!(status.success(), "exit status {status}");
+}
+
+/// The value of an unlabelled series in a Prometheus text page, if present.
+fn sample(page: &str, series: &str) -> Option<f64> {
+    page.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+async fn scrape(app: &Companion) -> String {
+    let res = reqwest::get(app.url("/metrics")).await.unwrap();
+    assert_eq!(res.status(), 200);
+    res.text().await.unwrap()
+}
+
+#[tokio::test]
+async fn outbox_depth_counts_the_pending_outbox_rows_at_each_scrape() {
+    let db = TestDb::migrated().await.unwrap();
+    let redis = redis_url();
+    let app = Companion::spawn(&[("DATABASE_URL", &db.url), ("REDIS_URL", &redis)]).await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    assert_eq!(sample(&scrape(&app).await, "careplane_outbox_depth"), Some(0.0));
+
+    let queue = |status: &'static str, n: i32| {
+        format!(
+            "insert into private.outbox (channel, recipient, template, status)
+             select 'sms', '+234800000000' || i, 'appointment_booked', '{status}' from generate_series(1, {n}) i"
+        )
+    };
+    for (status, n) in [("pending", 3), ("sent", 2), ("dead", 1), ("sending", 1)] {
+        sqlx::raw_sql(&queue(status, n)).execute(&mut conn).await.unwrap();
+    }
+    assert_eq!(sample(&scrape(&app).await, "careplane_outbox_depth"), Some(3.0), "only pending rows wait to be sent");
+
+    sqlx::raw_sql(&queue("pending", 4)).execute(&mut conn).await.unwrap();
+    sqlx::raw_sql("update private.outbox set status = 'sent' where id = (select min(id) from private.outbox)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(sample(&scrape(&app).await, "careplane_outbox_depth"), Some(6.0), "read again at the next scrape");
+}
+
+#[tokio::test]
+async fn outbox_depth_is_left_out_when_the_database_cannot_say() {
+    // No migrations: private.outbox does not exist. The page still answers, without a guess.
+    let db = TestDb::empty().await.unwrap();
+    let redis = redis_url();
+    let app = Companion::spawn(&[("DATABASE_URL", &db.url), ("REDIS_URL", &redis)]).await.unwrap();
+    let page = scrape(&app).await;
+    assert_eq!(sample(&page, "careplane_outbox_depth"), None, "{page}");
+    assert!(page.contains("# TYPE careplane_rate_limiter_degraded gauge"), "the rest of the page is there: {page}");
+}
+
+fn status_code_details(err: AppError) -> (u16, String, String, Value) {
+    let response_code = err.code().into_owned();
+    match err {
+        AppError::Status { status, message, details, .. } => (status.as_u16(), response_code, message, details),
+        other => panic!("not answered with a status: {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn errors_the_database_raises_are_answered_as_postgrest_answers_them() {
+    let db = TestDb::migrated().await.unwrap();
+    let mut conn = db.connect().await.unwrap();
+    sqlx::raw_sql(
+        "create table public.error_probe (id int primary key, amount bigint not null check (amount >= 0));
+         insert into public.error_probe values (1, 10);",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    // A rule's refusal, raised the one way every refusal is raised: private.enforce(verdict).
+    let verdict = json!({
+        "ok": false, "sqlstate": "LG003", "message": "account 7 would go below zero",
+        "detail": {"code": "exceeds_credits", "account_id": 7},
+    });
+    let err = sqlx::query("select private.enforce($1)").bind(&verdict).execute(&mut conn).await.unwrap_err();
+    let (status, code, message, details) = status_code_details(db_error(err));
+    assert_eq!((status, code.as_str(), message.as_str()), (400, "exceeds_credits", "account 7 would go below zero"));
+    assert_eq!(details, json!({"sqlstate": "LG003", "detail": {"code": "exceeds_credits", "account_id": 7}, "hint": null}));
+
+    let verdict = json!({
+        "ok": false, "sqlstate": "PT409", "message": "the slot is taken",
+        "detail": {"code": "practitioner_busy"}, "hint": "Pick a slot from available_slots().",
+    });
+    let err = sqlx::query("select private.enforce($1)").bind(&verdict).execute(&mut conn).await.unwrap_err();
+    let (status, code, _, details) = status_code_details(db_error(err));
+    assert_eq!((status, code.as_str()), (409, "practitioner_busy"));
+    assert_eq!(details["hint"], "Pick a slot from available_slots().");
+
+    // Postgres's own errors: the table's constraints, a bad cast, a missing function.
+    let cases: &[(&str, u16, &str, &str)] = &[
+        ("insert into public.error_probe values (1, 5)", 409, "conflict", "23505"),
+        ("insert into public.error_probe values (2, -1)", 400, "invalid_input", "23514"),
+        ("select 'not-a-uuid'::uuid", 400, "invalid_input", "22P02"),
+        ("select public.no_such_function()", 404, "not_found", "42883"),
+        ("select * from public.no_such_table", 404, "not_found", "42P01"),
+    ];
+    for &(sql, want_status, want_code, sqlstate) in cases {
+        let err = sqlx::query(sql).execute(&mut conn).await.unwrap_err();
+        let (status, code, _, details) = status_code_details(db_error(err));
+        assert_eq!((status, code.as_str()), (want_status, want_code), "{sql}");
+        assert_eq!(details["sqlstate"], sqlstate, "{sql}");
+    }
+
+    // An internal error: 500 with the SQLSTATE, the database's words kept out of the answer.
+    let err = sqlx::raw_sql("do $$ begin raise exception 'invariant broken in rules/src/x.rs' using errcode = 'XX000'; end $$")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    let (status, code, message, details) = status_code_details(db_error(err));
+    assert_eq!((status, code.as_str(), message.as_str()), (500, "internal", "internal error"));
+    assert_eq!(details, json!({"sqlstate": "XX000"}));
 }
 
 fn write(dir: &std::path::Path, name: &str, sql: &str) {

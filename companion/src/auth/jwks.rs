@@ -81,10 +81,6 @@ impl Jwks {
         }
     }
 
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
     /// Bumped whenever a refresh removes or changes a key.
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::SeqCst)

@@ -199,14 +199,6 @@ impl Verifier {
         }
     }
 
-    pub fn jwks(&self) -> Option<&Jwks> {
-        self.jwks.as_ref()
-    }
-
-    pub fn has_hs256(&self) -> bool {
-        self.hs256.is_some()
-    }
-
     /// Verifies a compact JWS and returns who it speaks for.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         let Some(cache) = &self.cache else {

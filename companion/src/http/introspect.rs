@@ -15,7 +15,8 @@ use crate::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct IntrospectRequest {
-    /// The access token to check.
+    /// The access token to check; not empty or only whitespace.
+    #[schema(min_length = 1, pattern = r"\S")]
     pub token: String,
 }
 

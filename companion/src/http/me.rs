@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::AuthUser;
-use crate::db::user::{begin_as_user, db_error, Access};
+use crate::db::errors::db_error;
+use crate::db::user::{begin_as_user, Access};
 use crate::error::{AppError, Envelope, ErrorEnvelope};
 use crate::AppState;
 

@@ -3,7 +3,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(46);
+select plan(47);
 
 -- Catalogue checks -------------------------------------------------------------------------------
 select is_empty(
@@ -54,6 +54,13 @@ select is_empty(
       cross join (values ('anon'), ('authenticated')) r(rolname)
     where n.nspname = 'private' and has_function_privilege(r.rolname, p.oid, 'execute')$$,
   'no private function is executable by anon or authenticated');
+select set_eq(
+  $$select p.oid::regprocedure::text from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where n.nspname in ('public', 'private', 'access', 'careplane')
+      and p.prosrc ~* '(auth\.jwt\s*\(|request\.jwt\.claim)'$$,
+  array['access.claimed_roles()', 'private.audit()'],
+  'roles are read from the token in one place (access.claimed_roles, which access.effective_roles narrows to '
+  'what user_roles grants now); the audit log records the claim as made');
 
 -- Escalation attempts ------------------------------------------------------------------------------
 select tests.act_as('patient_a');
