@@ -261,7 +261,7 @@ create function public.dispatch_queue() returns setof public.emergency_requests
 language plpgsql stable security definer set search_path = '' as $$
 begin
   if not public.authorize('emergencies.read_open') then
-    raise exception 'only dispatchers see the dispatch queue' using errcode = '42501', detail = '{"code": "not_permitted"}';
+    raise exception 'only dispatchers see the dispatch queue' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
   return query select * from private.emergency_queue;
 end
@@ -277,7 +277,7 @@ declare
   claimed public.emergency_requests;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers claim emergencies' using errcode = '42501', detail = '{"code": "not_permitted"}';
+    raise exception 'only dispatchers claim emergencies' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
   update public.emergency_requests e
      set claimed_by = auth.uid(), claimed_at = now()
@@ -304,7 +304,7 @@ declare
   req public.emergency_requests;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers route emergencies' using errcode = '42501', detail = '{"code": "not_permitted"}';
+    raise exception 'only dispatchers route emergencies' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
   if n is null or n not between 1 and 50 then
     raise exception 'n must be between 1 and 50 (got %)', n using errcode = '22023', detail = '{"code": "invalid_n"}';
@@ -336,7 +336,7 @@ declare
   phone text;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers assign responders' using errcode = '42501', detail = '{"code": "not_permitted"}';
+    raise exception 'only dispatchers assign responders' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
   select * into req from public.emergency_requests e where e.id = request_id for update;
   if req.id is null then
@@ -466,7 +466,7 @@ declare
   req public.emergency_requests;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers mark emergencies as abuse' using errcode = '42501', detail = '{"code": "not_permitted"}';
+    raise exception 'only dispatchers mark emergencies as abuse' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
   select * into req from public.emergency_requests e where e.id = request_id for update;
   if req.id is null then
@@ -493,7 +493,7 @@ declare
   req public.emergency_requests;
 begin
   if not public.authorize('emergencies.dispatch') then
-    raise exception 'only dispatchers release emergencies' using errcode = '42501', detail = '{"code": "not_permitted"}';
+    raise exception 'only dispatchers release emergencies' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
   select * into req from public.emergency_requests e where e.id = request_id for update;
   if req.id is null then
