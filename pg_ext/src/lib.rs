@@ -37,5 +37,6 @@ fn format_minor(amount: i64, code: &str) -> String {
 }
 
 mod triage;
+mod dispatch;
 mod scheduling;
 mod ledger;

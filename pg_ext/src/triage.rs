@@ -1,16 +1,22 @@
-//! `careplane.news2(jsonb)`, `careplane.esi(jsonb)`, `careplane.distance_km(...)`.
+//! Triage: `careplane.assess(...)` (the one rule behind raising and assessing an emergency
+//! request), the calculators `careplane.news2(jsonb)` and `careplane.esi(jsonb)`, and
+//! `careplane.distance_km(...)`.
 
-use careplane_rules::json::invalid;
-use careplane_rules::{geo, triage};
+use careplane_rules::json::{invalid, InputError};
+use careplane_rules::triage::{self, Findings, Observations, Vitals};
+use careplane_rules::geo;
+use pgrx::datum::Date;
 use pgrx::prelude::*;
 use pgrx::JsonB;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::errors::invalid_parameter;
 use crate::json_arg::JsonArg;
 
-const NEWS2_HINT: &str = "vitals: respiration_rate, spo2, spo2_scale (1|2), hypercapnic_respiratory_failure, \
+const VITALS_HINT: &str = "vitals: respiration_rate, spo2, spo2_scale (1|2), hypercapnic_respiratory_failure, \
      supplemental_oxygen, systolic_bp, pulse, consciousness ('A','C','V','P','U'), temperature";
+const FINDINGS_HINT: &str = "findings: lifesaving_intervention, high_risk, new_confusion, pain_score (0-10), \
+     severe_distress, resources (names) | expected_resources (a count); at most 4096 bytes";
 
 /// NEWS2 of a set of observations.
 ///
@@ -19,23 +25,8 @@ const NEWS2_HINT: &str = "vitals: respiration_rate, spo2, spo2_scale (1|2), hype
 /// `risk` and `response` are then the least they can be (from `partial_total`).
 #[pg_extern(immutable, strict, parallel_safe)]
 fn news2(vitals: JsonArg) -> JsonB {
-    let v = vitals.value("vitals").and_then(triage::Vitals::from_json).unwrap_or_else(|e| invalid_parameter(&e, NEWS2_HINT));
-    JsonB(news2_json(&triage::news2(&v)))
-}
-
-pub(crate) fn news2_json(r: &triage::News2) -> Value {
-    let components: Map<String, Value> = r.components.iter().map(|(k, s)| ((*k).to_owned(), json!(s))).collect();
-    let response = r.response();
-    json!({
-        "total": r.total(),
-        "complete": r.is_complete(),
-        "partial_total": r.partial_total,
-        "risk": r.risk().as_str(),
-        "single_parameter_3": r.single_parameter_3,
-        "components": components,
-        "missing": r.missing,
-        "response": { "monitoring": response.monitoring, "clinical_response": response.clinical_response },
-    })
+    let v = vitals.value("vitals").and_then(Vitals::from_json).unwrap_or_else(|e| invalid_parameter(&e, VITALS_HINT));
+    JsonB(triage::news2(&v).to_json())
 }
 
 /// ESI v4 level. In: see `careplane_rules::triage::EsiInput::from_json`. Out:
@@ -46,11 +37,81 @@ fn esi(input: JsonArg) -> JsonB {
         invalid_parameter(
             &e,
             "esi: lifesaving_intervention, high_risk, new_confusion, pain_score, severe_distress, \
-             resources | expected_resources, age_years | age_months, heart_rate, respiratory_rate, spo2",
+             resources | expected_resources, age_years | age_months, pulse, respiration_rate, spo2",
         )
     });
-    let r = triage::esi(&i);
-    JsonB(json!({ "level": r.level, "decision_points": r.decision_points, "not_assessed": r.not_assessed }))
+    JsonB(triage::esi(&i).to_json())
+}
+
+fn observations(vitals: &Option<JsonArg>, findings: &Option<JsonArg>) -> Observations {
+    let vitals = vitals
+        .as_ref()
+        .map(|v| v.value("vitals").and_then(Vitals::from_json))
+        .transpose()
+        .unwrap_or_else(|e| invalid_parameter(&e, VITALS_HINT));
+    let findings = findings
+        .as_ref()
+        .map(|f| f.value("findings").and_then(Findings::from_json))
+        .transpose()
+        .unwrap_or_else(|e| invalid_parameter(&e, FINDINGS_HINT));
+    Observations { vitals, findings }
+}
+
+/// `{vitals, findings}` in their stored form; an absent part is left out (so `-> 'vitals'` is
+/// SQL null).
+fn observations_json(o: &Observations) -> Value {
+    let mut m = serde_json::Map::new();
+    if let Some(v) = &o.vitals {
+        m.insert("vitals".into(), v.to_json());
+    }
+    if let Some(f) = &o.findings {
+        m.insert("findings".into(), f.to_json());
+    }
+    Value::Object(m)
+}
+
+fn naive(field: &str, d: Date) -> Result<triage::NaiveDate, InputError> {
+    if !d.is_finite() {
+        return Err(invalid(field, "must be a finite date"));
+    }
+    triage::NaiveDate::from_ymd_opt(d.year(), u32::from(d.month()), u32::from(d.day()))
+        .ok_or_else(|| invalid(field, "is outside the supported range"))
+}
+
+/// Triage of an emergency request (`careplane_rules::triage::assess`): the vitals and findings
+/// the requester reported, those staff assessed (which supersede them, each part as a whole;
+/// null when none), the requester's date of birth (null when unknown) and today's date.
+///
+/// Out: `{news2 (null without vitals), news2_total, esi: {level, decision_points, not_assessed},
+/// age_months, page, priority, sources: {vitals, findings}, reported: {vitals?, findings?},
+/// assessed: {vitals?, findings?}}`, where `reported` and `assessed` are the inputs in their
+/// stored form (a part not given is left out). Bad input is 22023 naming the field (`vitals.spo2`, `findings.resources[2]`,
+/// `findings` when larger than 4096 bytes).
+#[pg_extern(immutable, parallel_safe)]
+fn assess(
+    vitals: Option<JsonArg>,
+    findings: Option<JsonArg>,
+    assessed_vitals: Option<JsonArg>,
+    assessed_findings: Option<JsonArg>,
+    date_of_birth: Option<Date>,
+    today: Option<Date>,
+) -> JsonB {
+    let reported = observations(&vitals, &findings);
+    let assessed = observations(&assessed_vitals, &assessed_findings);
+    let hint = "date_of_birth: the requester's (null when unknown); today: the current date";
+    let today = today
+        .ok_or_else(|| invalid("today", "required"))
+        .and_then(|d| naive("today", d))
+        .unwrap_or_else(|e| invalid_parameter(&e, hint));
+    let age_months = date_of_birth
+        .map(|d| naive("date_of_birth", d))
+        .transpose()
+        .unwrap_or_else(|e| invalid_parameter(&e, hint))
+        .and_then(|dob| triage::age_in_months(dob, today));
+    let mut out = triage::assess(&reported, &assessed, age_months).to_json();
+    out["reported"] = observations_json(&reported);
+    out["assessed"] = observations_json(&assessed);
+    JsonB(out)
 }
 
 /// Great-circle (haversine) distance in km between two points in degrees.
@@ -58,26 +119,4 @@ fn esi(input: JsonArg) -> JsonB {
 fn distance_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
     geo::distance_km(lat1, lon1, lat2, lon2)
         .unwrap_or_else(|e| invalid_parameter(&e, "latitudes are -90..90 and longitudes -180..180 degrees"))
-}
-
-/// Checks a status move of an emergency request for an actor (`requester`, `dispatcher`,
-/// `assigned_responder`). Returns `{"allowed": true}` or `{"allowed": false, "reason":
-/// "not_allowed" | "forbidden", "message": …}`: the RPC raises PT422 for a move the life cycle
-/// does not have and 42501 for one this actor may not make. Unknown statuses or actors are 22023.
-#[pg_extern(immutable, strict, parallel_safe)]
-fn emergency_transition(from: &str, to: &str, actor: &str) -> JsonB {
-    use careplane_rules::dispatch::{transition, Actor, Status, TransitionError};
-    let parse = |field: &'static str, s: &str| {
-        Status::parse(s).unwrap_or_else(|| {
-            invalid_parameter(&invalid(field, format!("unknown status {s:?}")), "statuses: open, assigned, en_route, on_scene, resolved, cancelled")
-        })
-    };
-    let (from, to) = (parse("status", from), parse("status", to));
-    let actor = Actor::parse(actor)
-        .unwrap_or_else(|| invalid_parameter(&invalid("actor", format!("unknown actor {actor:?}")), "actors: requester, dispatcher, assigned_responder"));
-    JsonB(match transition(from, to, actor) {
-        Ok(()) => json!({ "allowed": true }),
-        Err(e @ TransitionError::NotAllowed { .. }) => json!({ "allowed": false, "reason": "not_allowed", "message": e.to_string() }),
-        Err(e @ TransitionError::Forbidden { .. }) => json!({ "allowed": false, "reason": "forbidden", "message": e.to_string() }),
-    })
 }

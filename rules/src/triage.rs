@@ -15,11 +15,34 @@
 //! Decision points A (lifesaving intervention) → B (high risk, new confusion / lethargy /
 //! disorientation, severe pain or distress) → C (expected resources) → D (danger-zone vitals
 //! when two or more resources are expected). See [`EsiInput`].
+//!
+//! # Assessment of an emergency request
+//! [`assess`] is the one rule behind `raise_emergency` and `assess_emergency`: from the vitals
+//! and findings the requester reported (and those staff assessed, which supersede them part by
+//! part) and the requester's age it computes NEWS2, ESI, the dispatch queue priority and whether
+//! to page the dispatchers. A client sends observations and findings; it never sends a score,
+//! a level or a priority (those fields are unknown and refused).
 
-use serde_json::Value;
+use chrono::Datelike;
+/// Dates of birth and the current date, as `age_in_months` takes them.
+pub use chrono::NaiveDate;
+use serde_json::{json, Map, Value};
 
 use crate::json::{invalid, Fields};
 pub use crate::json::InputError as TriageError;
+
+/// The most a reported (or assessed) vitals or findings object may take, as compact JSON.
+/// Anything larger is refused (22023) before it is read, so what is stored stays small.
+pub const MAX_REPORT_BYTES: usize = 4096;
+
+/// Refuses a JSON object larger than [`MAX_REPORT_BYTES`], naming `field`.
+pub fn check_report_size(field: &str, value: &Value) -> Result<(), TriageError> {
+    let bytes = serde_json::to_string(value).map(|s| s.len()).unwrap_or(usize::MAX);
+    if bytes > MAX_REPORT_BYTES {
+        return Err(invalid(field, format!("is {bytes} bytes of JSON; at most {MAX_REPORT_BYTES} are accepted")));
+    }
+    Ok(())
+}
 
 // ------------------------------------------------------------------------------------------------
 // NEWS2
@@ -35,6 +58,16 @@ pub enum Consciousness {
 }
 
 impl Consciousness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Alert => "A",
+            Self::Confusion => "C",
+            Self::Voice => "V",
+            Self::Pain => "P",
+            Self::Unresponsive => "U",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "A" => Self::Alert,
@@ -71,6 +104,7 @@ impl Vitals {
     /// supplemental_oxygen, systolic_bp, pulse, consciousness ('A'|'C'|'V'|'P'|'U'), temperature}`.
     /// Scale 2 requires `hypercapnic_respiratory_failure: true` (a clinician's confirmation).
     pub fn from_json(value: &Value) -> Result<Self, TriageError> {
+        check_report_size("vitals", value)?;
         let f = Fields::new("vitals", value, VITALS_FIELDS)?;
         let scale = f.whole("spo2_scale", 1, 2).map_err(|_| invalid("vitals.spo2_scale", "must be 1 or 2"))?.unwrap_or(1);
         let confirmed = f.boolean("hypercapnic_respiratory_failure")?.unwrap_or(false);
@@ -96,6 +130,41 @@ impl Vitals {
             consciousness,
             temperature: f.number("temperature", 25.0, 45.0)?,
         })
+    }
+
+    /// The observations as [`Vitals::from_json`] reads them (unmeasured ones left out), so
+    /// `from_json(to_json(v)) == v`.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: Value| {
+            m.insert(k.to_owned(), v);
+        };
+        if let Some(v) = self.respiration_rate {
+            put("respiration_rate", json!(v));
+        }
+        if let Some(v) = self.spo2 {
+            put("spo2", json!(v));
+        }
+        if self.spo2_scale_2 {
+            put("spo2_scale", json!(2));
+            put("hypercapnic_respiratory_failure", json!(true));
+        }
+        if let Some(v) = self.supplemental_oxygen {
+            put("supplemental_oxygen", json!(v));
+        }
+        if let Some(v) = self.systolic_bp {
+            put("systolic_bp", json!(v));
+        }
+        if let Some(v) = self.pulse {
+            put("pulse", json!(v));
+        }
+        if let Some(v) = self.consciousness {
+            put("consciousness", json!(v.as_str()));
+        }
+        if let Some(v) = self.temperature {
+            put("temperature", json!(v));
+        }
+        Value::Object(m)
     }
 }
 
@@ -191,6 +260,23 @@ impl News2 {
     }
     pub fn response(&self) -> Response {
         response(self.partial_total, self.single_parameter_3)
+    }
+
+    /// `{total, complete, partial_total, risk, single_parameter_3, components, missing,
+    /// response: {monitoring, clinical_response}}`; `total` is null when incomplete.
+    pub fn to_json(&self) -> Value {
+        let components: Map<String, Value> = self.components.iter().map(|(k, s)| ((*k).to_owned(), json!(s))).collect();
+        let response = self.response();
+        json!({
+            "total": self.total(),
+            "complete": self.is_complete(),
+            "partial_total": self.partial_total,
+            "risk": self.risk().as_str(),
+            "single_parameter_3": self.single_parameter_3,
+            "components": components,
+            "missing": self.missing,
+            "response": { "monitoring": response.monitoring, "clinical_response": response.clinical_response },
+        })
     }
 }
 
@@ -305,6 +391,20 @@ pub fn news2(v: &Vitals) -> News2 {
 // ------------------------------------------------------------------------------------------------
 // ESI v4
 
+/// B: a pain score at or above this (0–10 scale) is severe pain (ESI handbook: ≥ 7/10).
+pub const SEVERE_PAIN: u8 = 7;
+/// A: a measured SpO2 below this is an immediate lifesaving need (ESI handbook: SpO2 < 90 %).
+pub const LIFESAVING_SPO2_BELOW: u32 = 90;
+/// D: a measured SpO2 below this is a danger-zone vital sign at any age (ESI handbook: < 92 %).
+pub const DANGER_ZONE_SPO2_BELOW: u32 = 92;
+/// C: an emergency request with no resource estimate is assumed to need this many resources,
+/// so that ESI weighs its danger-zone vitals (D) instead of calling it ESI 4 or 5 unseen.
+pub const ASSUMED_RESOURCES: u32 = 2;
+/// The longest list of expected resources read (there are 22 names; repeats count once).
+pub const MAX_RESOURCES: usize = 32;
+/// The largest `expected_resources` count read.
+pub const MAX_EXPECTED_RESOURCES: i64 = 50;
+
 /// A resource the ED is expected to use (ESI handbook). Types count once each; a complex
 /// procedure counts 2.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -318,6 +418,14 @@ pub enum Resource {
     SimpleProcedure,
     ComplexProcedure,
 }
+
+/// Every accepted resource name, resources first, then what the handbook says is *not* one.
+pub const RESOURCE_NAMES: &[&str] = &[
+    "labs", "ecg", "xray", "ct", "mri", "ultrasound", "angiography", "iv_fluids", "iv_medication", "im_medication",
+    "nebulised_medication", "specialty_consult", "simple_procedure", "complex_procedure", "history_and_exam",
+    "point_of_care_test", "saline_lock", "oral_medication", "tetanus_immunisation", "prescription_refill",
+    "simple_wound_care", "crutches_splints_slings",
+];
 
 /// Accepted resource names, and the things the handbook says are *not* resources.
 pub fn parse_resource(name: &str) -> Result<Option<Resource>, String> {
@@ -344,11 +452,129 @@ pub fn count_resources(resources: &[Resource]) -> u32 {
     distinct.iter().map(|r| if *r == Resource::ComplexProcedure { 2 } else { 1 }).sum()
 }
 
+/// How many resources the emergency is expected to need: named, or a count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ResourceEstimate {
+    /// Validated names, each once, in the order first given.
+    Named(Vec<String>),
+    Count(u32),
+}
+
+impl ResourceEstimate {
+    pub fn count(&self) -> u32 {
+        match self {
+            Self::Count(n) => *n,
+            Self::Named(names) => {
+                let parsed: Vec<Resource> = names.iter().filter_map(|n| parse_resource(n).ok().flatten()).collect();
+                count_resources(&parsed)
+            }
+        }
+    }
+}
+
+/// What someone observed about the person in the emergency, beyond measured vitals: the ESI
+/// findings of decision points A–C. Absent findings are false.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Findings {
+    /// A: needs an immediate lifesaving intervention (or is intubated, apnoeic, pulseless, in
+    /// severe respiratory distress, acutely altered or unresponsive).
+    pub lifesaving_intervention: bool,
+    /// B: a high-risk situation.
+    pub high_risk: bool,
+    /// B: new confusion, lethargy or disorientation.
+    pub new_confusion: bool,
+    /// B: pain 0–10; severe from [`SEVERE_PAIN`].
+    pub pain_score: Option<u8>,
+    /// B: severe distress other than pain.
+    pub severe_distress: bool,
+    /// C: expected resources; `None` when not estimated.
+    pub resources: Option<ResourceEstimate>,
+}
+
+pub const FINDINGS_FIELDS: &[&str] =
+    &["lifesaving_intervention", "high_risk", "new_confusion", "pain_score", "severe_distress", "resources", "expected_resources"];
+
+impl Findings {
+    /// Reads `{lifesaving_intervention, high_risk, new_confusion, pain_score (0–10),
+    /// severe_distress, resources: ["labs", "xray", …] | expected_resources: n}` (at most
+    /// [`MAX_REPORT_BYTES`]). A score, level or priority is an unknown field, refused.
+    pub fn from_json(value: &Value) -> Result<Self, TriageError> {
+        check_report_size("findings", value)?;
+        let f = Fields::new("findings", value, FINDINGS_FIELDS)?;
+        Self::from_fields(&f)
+    }
+
+    fn from_fields(f: &Fields<'_>) -> Result<Self, TriageError> {
+        let resources = match (f.get("resources"), f.whole("expected_resources", 0, MAX_EXPECTED_RESOURCES)?) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(&f.name("resources"), "give resources or expected_resources, not both"))
+            }
+            (None, Some(n)) => Some(ResourceEstimate::Count(n as u32)),
+            (Some(_), None) => {
+                let items = f.array("resources")?;
+                if items.len() > MAX_RESOURCES {
+                    return Err(invalid(
+                        &f.name("resources"),
+                        format!("lists {} resources; at most {MAX_RESOURCES} are accepted", items.len()),
+                    ));
+                }
+                let mut names: Vec<String> = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    let field = format!("{}[{i}]", f.name("resources"));
+                    let name = item.as_str().ok_or_else(|| invalid(&field, "must be a string"))?;
+                    parse_resource(name).map_err(|e| invalid(&field, e))?;
+                    if !names.iter().any(|n| n == name) {
+                        names.push(name.to_owned());
+                    }
+                }
+                Some(ResourceEstimate::Named(names))
+            }
+            (None, None) => None,
+        };
+        Ok(Findings {
+            lifesaving_intervention: f.boolean("lifesaving_intervention")?.unwrap_or(false),
+            high_risk: f.boolean("high_risk")?.unwrap_or(false),
+            new_confusion: f.boolean("new_confusion")?.unwrap_or(false),
+            pain_score: f.whole("pain_score", 0, 10)?.map(|p| p as u8),
+            severe_distress: f.boolean("severe_distress")?.unwrap_or(false),
+            resources,
+        })
+    }
+
+    /// The findings as [`Findings::from_json`] reads them (false and absent ones left out), so
+    /// `from_json(to_json(f)) == f`. This is the form stored.
+    pub fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        for (k, v) in [
+            ("lifesaving_intervention", self.lifesaving_intervention),
+            ("high_risk", self.high_risk),
+            ("new_confusion", self.new_confusion),
+            ("severe_distress", self.severe_distress),
+        ] {
+            if v {
+                m.insert(k.to_owned(), Value::Bool(true));
+            }
+        }
+        if let Some(p) = self.pain_score {
+            m.insert("pain_score".into(), json!(p));
+        }
+        match &self.resources {
+            None => {}
+            Some(ResourceEstimate::Count(n)) => {
+                m.insert("expected_resources".into(), json!(n));
+            }
+            Some(ResourceEstimate::Named(names)) => {
+                m.insert("resources".into(), json!(names));
+            }
+        }
+        Value::Object(m)
+    }
+}
+
 /// Inputs to the ESI algorithm.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EsiInput {
-    /// A: needs an immediate lifesaving intervention (or is intubated, apnoeic, pulseless, in
-    /// severe respiratory distress, SpO2 < 90, acutely altered or unresponsive).
+    /// A: needs an immediate lifesaving intervention.
     pub lifesaving_intervention: bool,
     /// B: a high-risk situation.
     pub high_risk: bool,
@@ -362,39 +588,27 @@ pub struct EsiInput {
     pub resources: u32,
     /// D: age in months (danger-zone band).
     pub age_months: Option<u32>,
-    pub heart_rate: Option<u32>,
-    pub respiratory_rate: Option<u32>,
+    /// D: the vital signs, under the names NEWS2 uses.
+    pub pulse: Option<u32>,
+    pub respiration_rate: Option<u32>,
     pub spo2: Option<u32>,
 }
 
 pub const ESI_FIELDS: &[&str] = &[
     "lifesaving_intervention", "high_risk", "new_confusion", "pain_score", "severe_distress", "resources",
-    "expected_resources", "age_years", "age_months", "heart_rate", "respiratory_rate", "spo2",
+    "expected_resources", "age_years", "age_months", "pulse", "respiration_rate", "spo2",
 ];
 
 impl EsiInput {
     /// Reads `{lifesaving_intervention, high_risk, new_confusion, pain_score (0–10),
     /// severe_distress, resources: ["labs", "xray", …] | expected_resources: n,
-    /// age_years | age_months, heart_rate, respiratory_rate, spo2}`. Absent findings are false;
+    /// age_years | age_months, pulse, respiration_rate, spo2}`. Absent findings are false;
     /// one of `resources` / `expected_resources` is required.
     pub fn from_json(value: &Value) -> Result<Self, TriageError> {
         let f = Fields::new("esi", value, ESI_FIELDS)?;
-        let resources = match (f.get("resources"), f.whole("expected_resources", 0, 50)?) {
-            (Some(_), Some(_)) => return Err(invalid("esi.resources", "give resources or expected_resources, not both")),
-            (None, Some(n)) => n as u32,
-            (Some(list), None) => {
-                let items = list.as_array().ok_or_else(|| invalid("esi.resources", "must be an array of resource names"))?;
-                let mut parsed = Vec::new();
-                for (i, item) in items.iter().enumerate() {
-                    let field = format!("esi.resources[{i}]");
-                    let name = item.as_str().ok_or_else(|| invalid(&field, "must be a string"))?;
-                    if let Some(r) = parse_resource(name).map_err(|e| invalid(&field, e))? {
-                        parsed.push(r);
-                    }
-                }
-                count_resources(&parsed)
-            }
-            (None, None) => return Err(invalid("esi.resources", "required: a list of expected resources or expected_resources")),
+        let findings = Findings::from_fields(&f)?;
+        let Some(resources) = findings.resources.as_ref().map(ResourceEstimate::count) else {
+            return Err(invalid("esi.resources", "required: a list of expected resources or expected_resources"));
         };
         let age_months = match (f.number("age_years", 0.0, 130.0)?, f.whole("age_months", 0, 1560)?) {
             (Some(_), Some(_)) => return Err(invalid("esi.age_years", "give age_years or age_months, not both")),
@@ -402,21 +616,21 @@ impl EsiInput {
             (None, m) => m.map(|m| m as u32),
         };
         Ok(EsiInput {
-            lifesaving_intervention: f.boolean("lifesaving_intervention")?.unwrap_or(false),
-            high_risk: f.boolean("high_risk")?.unwrap_or(false),
-            new_confusion: f.boolean("new_confusion")?.unwrap_or(false),
-            pain_score: f.whole("pain_score", 0, 10)?.map(|p| p as u8),
-            severe_distress: f.boolean("severe_distress")?.unwrap_or(false),
+            lifesaving_intervention: findings.lifesaving_intervention,
+            high_risk: findings.high_risk,
+            new_confusion: findings.new_confusion,
+            pain_score: findings.pain_score,
+            severe_distress: findings.severe_distress,
             resources,
             age_months,
-            heart_rate: f.whole("heart_rate", 0, 300)?.map(|v| v as u32),
-            respiratory_rate: f.whole("respiratory_rate", 0, 120)?.map(|v| v as u32),
+            pulse: f.whole("pulse", 0, 300)?.map(|v| v as u32),
+            respiration_rate: f.whole("respiration_rate", 0, 120)?.map(|v| v as u32),
             spo2: f.whole("spo2", 0, 100)?.map(|v| v as u32),
         })
     }
 }
 
-/// Danger-zone heart and respiratory rate limits (exceeding either is danger) for an age.
+/// Danger-zone pulse and respiration rate limits (exceeding either is danger) for an age.
 /// Bands: under 3 months; 3 months to under 3 years; 3 to 8 years (completed years); over 8.
 pub fn danger_zone_limits(age_months: u32) -> (&'static str, u32, u32) {
     match age_months {
@@ -436,6 +650,12 @@ pub struct Esi {
     pub not_assessed: Vec<&'static str>,
 }
 
+impl Esi {
+    pub fn to_json(&self) -> Value {
+        json!({ "level": self.level, "decision_points": self.decision_points, "not_assessed": self.not_assessed })
+    }
+}
+
 pub fn esi(input: &EsiInput) -> Esi {
     let mut points = Vec::new();
     if input.lifesaving_intervention {
@@ -443,7 +663,7 @@ pub fn esi(input: &EsiInput) -> Esi {
         return Esi { level: 1, decision_points: points, not_assessed: vec![] };
     }
     points.push("A: no immediate lifesaving intervention".to_owned());
-    let severe_pain = input.pain_score.is_some_and(|p| p >= 7);
+    let severe_pain = input.pain_score.is_some_and(|p| p >= SEVERE_PAIN);
     let b: Vec<String> = [
         input.high_risk.then(|| "high-risk situation".to_owned()),
         input.new_confusion.then(|| "new confusion, lethargy or disorientation".to_owned()),
@@ -472,31 +692,31 @@ pub fn esi(input: &EsiInput) -> Esi {
     let mut danger = Vec::new();
     let mut not_assessed = Vec::new();
     if let Some(s) = input.spo2 {
-        if s < 92 {
-            danger.push(format!("SpO2 {s} < 92"));
+        if s < DANGER_ZONE_SPO2_BELOW {
+            danger.push(format!("SpO2 {s} < {DANGER_ZONE_SPO2_BELOW}"));
         }
     } else {
         not_assessed.push("spo2");
     }
     match input.age_months {
         Some(age) => {
-            let (band, hr_max, rr_max) = danger_zone_limits(age);
-            match input.heart_rate {
-                Some(hr) if hr > hr_max => danger.push(format!("heart rate {hr} > {hr_max} for age {band}")),
+            let (band, pulse_max, rr_max) = danger_zone_limits(age);
+            match input.pulse {
+                Some(p) if p > pulse_max => danger.push(format!("pulse {p} > {pulse_max} for age {band}")),
                 Some(_) => {}
-                None => not_assessed.push("heart_rate"),
+                None => not_assessed.push("pulse"),
             }
-            match input.respiratory_rate {
-                Some(rr) if rr > rr_max => danger.push(format!("respiratory rate {rr} > {rr_max} for age {band}")),
+            match input.respiration_rate {
+                Some(rr) if rr > rr_max => danger.push(format!("respiration rate {rr} > {rr_max} for age {band}")),
                 Some(_) => {}
-                None => not_assessed.push("respiratory_rate"),
+                None => not_assessed.push("respiration_rate"),
             }
         }
         None => {
-            if input.heart_rate.is_some() || input.respiratory_rate.is_some() {
+            if input.pulse.is_some() || input.respiration_rate.is_some() {
                 not_assessed.push("age");
             } else {
-                not_assessed.extend(["heart_rate", "respiratory_rate"]);
+                not_assessed.extend(["pulse", "respiration_rate"]);
             }
         }
     }
@@ -506,6 +726,143 @@ pub fn esi(input: &EsiInput) -> Esi {
     } else {
         points.push(format!("D: danger-zone vital signs ({})", danger.join(", ")));
         Esi { level: 2, decision_points: points, not_assessed }
+    }
+}
+
+// ------------------------------------------------------------------------------------------------
+// Assessment of an emergency request
+
+/// Completed months of age on `today`, as Postgres's `age()` counts them: a month is complete
+/// on the same day of the month (or, when the month is shorter, not before the next month).
+/// `None` when the date of birth is after `today`: an unknown age, never a refused emergency.
+pub fn age_in_months(date_of_birth: NaiveDate, today: NaiveDate) -> Option<u32> {
+    if date_of_birth > today {
+        return None;
+    }
+    let months = (today.year() - date_of_birth.year()) * 12 + today.month() as i32 - date_of_birth.month() as i32
+        - i32::from(today.day() < date_of_birth.day());
+    u32::try_from(months).ok()
+}
+
+/// The ESI input for an emergency request: the findings, with the measured vitals and the age
+/// deciding what they can. ACVPU P or U, or SpO2 below [`LIFESAVING_SPO2_BELOW`], is decision
+/// point A; C or V is new confusion (B); no resource estimate is [`ASSUMED_RESOURCES`] (C).
+pub fn esi_input(vitals: Option<&Vitals>, findings: Option<&Findings>, age_months: Option<u32>) -> EsiInput {
+    let none = Findings::default();
+    let f = findings.unwrap_or(&none);
+    let consciousness = vitals.and_then(|v| v.consciousness);
+    let spo2 = vitals.and_then(|v| v.spo2).map(|s| s as u32);
+    EsiInput {
+        lifesaving_intervention: f.lifesaving_intervention
+            || matches!(consciousness, Some(Consciousness::Pain | Consciousness::Unresponsive))
+            || spo2.is_some_and(|s| s < LIFESAVING_SPO2_BELOW),
+        high_risk: f.high_risk,
+        new_confusion: f.new_confusion || matches!(consciousness, Some(Consciousness::Confusion | Consciousness::Voice)),
+        pain_score: f.pain_score,
+        severe_distress: f.severe_distress,
+        resources: f.resources.as_ref().map_or(ASSUMED_RESOURCES, ResourceEstimate::count),
+        age_months,
+        pulse: vitals.and_then(|v| v.pulse).map(|p| p as u32),
+        respiration_rate: vitals.and_then(|v| v.respiration_rate).map(|r| r as u32),
+        spo2,
+    }
+}
+
+/// Whether an assessment pages the on-call dispatchers: NEWS2 risk high (for incomplete
+/// observations, the lower bound already high) or ESI 1.
+pub fn should_page(news2: Option<&News2>, esi: &Esi) -> bool {
+    news2.is_some_and(|n| n.risk() == Risk::High) || esi.level == 1
+}
+
+/// Position in the dispatch queue, lower first: ESI level first, then NEWS2 (its total, or the
+/// lower bound when incomplete) highest first, requests without observations after those with
+/// them. The queue breaks ties by waiting time. `ESI × 100 + (20 − NEWS2)`, or `ESI × 100 + 21`
+/// without observations: 100–521.
+pub fn queue_priority(esi_level: u8, news2_partial_total: Option<u8>) -> i16 {
+    i16::from(esi_level) * 100 + news2_partial_total.map_or(21, |t| 20 - i16::from(t.min(20)))
+}
+
+/// Who a part of the assessment came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The person who raised the emergency.
+    Reported,
+    /// A dispatcher or the assigned responder.
+    Assessed,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Reported => "reported",
+            Self::Assessed => "assessed",
+        }
+    }
+}
+
+/// Vitals and findings from one source; either may be absent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Observations {
+    pub vitals: Option<Vitals>,
+    pub findings: Option<Findings>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// NEWS2 of the vitals used; `None` without vitals.
+    pub news2: Option<News2>,
+    pub esi: Esi,
+    pub age_months: Option<u32>,
+    /// See [`should_page`].
+    pub page: bool,
+    /// See [`queue_priority`].
+    pub priority: i16,
+    /// Where the vitals and the findings used came from (`None`: nobody gave any).
+    pub vitals_source: Option<Source>,
+    pub findings_source: Option<Source>,
+}
+
+impl Assessment {
+    /// What the extension returns and the RPCs store.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "news2": self.news2.as_ref().map(News2::to_json),
+            "news2_total": self.news2.as_ref().and_then(News2::total),
+            "esi": self.esi.to_json(),
+            "age_months": self.age_months,
+            "page": self.page,
+            "priority": self.priority,
+            "sources": {
+                "vitals": self.vitals_source.map(Source::as_str),
+                "findings": self.findings_source.map(Source::as_str),
+            },
+        })
+    }
+}
+
+/// Triage of an emergency request. Staff's assessed vitals replace the reported vitals, and
+/// staff's findings the reported findings (each part as a whole, so a dispatcher can overrule a
+/// requester's report); what was not assessed is taken as reported.
+pub fn assess(reported: &Observations, assessed: &Observations, age_months: Option<u32>) -> Assessment {
+    fn pick<'a, T>(assessed: Option<&'a T>, reported: Option<&'a T>) -> (Option<&'a T>, Option<Source>) {
+        match (assessed, reported) {
+            (Some(a), _) => (Some(a), Some(Source::Assessed)),
+            (None, Some(r)) => (Some(r), Some(Source::Reported)),
+            (None, None) => (None, None),
+        }
+    }
+    let (vitals, vitals_source) = pick(assessed.vitals.as_ref(), reported.vitals.as_ref());
+    let (findings, findings_source) = pick(assessed.findings.as_ref(), reported.findings.as_ref());
+    let news2 = vitals.map(news2);
+    let esi = esi(&esi_input(vitals, findings, age_months));
+    Assessment {
+        page: should_page(news2.as_ref(), &esi),
+        priority: queue_priority(esi.level, news2.as_ref().map(|n| n.partial_total)),
+        news2,
+        esi,
+        age_months,
+        vitals_source,
+        findings_source,
     }
 }
 

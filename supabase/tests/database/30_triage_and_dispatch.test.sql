@@ -2,7 +2,51 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(48);
+select plan(68);
+
+-- The detail (jsonb) of the error `sql` raises as `persona`; back to the owner afterwards.
+create function tests.error_detail(persona text, sql text) returns jsonb language plpgsql as $$
+declare d text;
+begin
+  begin
+    perform tests.act_as(persona);
+    execute sql;
+    raise exception using errcode = 'P0999', message = 'no error';
+  exception when sqlstate 'P0999' then d := null;
+    when others then get stacked diagnostics d = pg_exception_detail;
+  end;
+  perform tests.act_as_owner();
+  return d::jsonb;
+end
+$$;
+
+-- One list of statuses -------------------------------------------------------------------------------
+select is(careplane.emergency_statuses(), array['open', 'assigned', 'en_route', 'on_scene', 'resolved', 'cancelled'],
+  'the statuses, in life-cycle order, from the extension');
+select ok(careplane.emergency_active_statuses() <@ careplane.emergency_statuses()
+      and careplane.emergency_responder_statuses() <@ careplane.emergency_active_statuses()
+      and not 'open' = any (careplane.emergency_responder_statuses()),
+  'active statuses are statuses, and the statuses with a responder are active ones after open');
+select throws_ok($$insert into public.emergency_requests (requester_id, lat, lon, status)
+                   values ('11111111-1111-4111-8111-111111111111', 1, 1, 'closed')$$, '23514', null,
+  'the status constraint calls the extension''s list');
+-- Every status literal in the SQL that touches emergency_requests (functions, the queue view,
+-- indexes, policies) is one of the extension's: a misspelt or retired status fails here rather
+-- than silently matching nothing.
+create temp table status_literals on commit drop as
+  select distinct m[2] as literal from (
+    select p.prosrc as src from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+     where n.nspname in ('public', 'private', 'access') and p.prosrc like '%emergency_requests%'
+    union all select pg_catalog.pg_get_viewdef('private.emergency_queue'::regclass)
+    union all select pg_catalog.pg_get_indexdef(i.indexrelid) from pg_catalog.pg_index i
+               where i.indrelid = 'public.emergency_requests'::regclass
+    union all select pg_catalog.pg_get_expr(pol.polqual, pol.polrelid) from pg_catalog.pg_policy pol
+               where pol.polrelid = 'public.emergency_requests'::regclass
+  ) t, regexp_matches(t.src, 'status\s*(=|<>|!=)\s*''([a-z_]+)''', 'g') m;
+select ok((select array_agg(literal) from status_literals) @> array['open', 'assigned'],
+  'the status-literal scan finds the literals it checks');
+select is_empty($$select literal from status_literals where literal <> all (careplane.emergency_statuses())$$,
+  'every status SQL names is in careplane.emergency_statuses()');
 
 -- careplane.news2 ----------------------------------------------------------------------------------
 select is(
@@ -54,10 +98,39 @@ select is(careplane.esi('{"lifesaving_intervention": true, "expected_resources":
 select is(careplane.esi('{"pain_score": 8, "expected_resources": 0}') ->> 'level', '2', 'ESI B (severe pain) → 2');
 select is(careplane.esi('{"expected_resources": 0}') ->> 'level', '5', 'ESI C: no resources → 5');
 select is(careplane.esi('{"resources": ["labs"]}') ->> 'level', '4', 'ESI C: one resource → 4');
-select is(careplane.esi('{"resources": ["labs", "xray"], "age_years": 30, "heart_rate": 90, "respiratory_rate": 18, "spo2": 97}') ->> 'level',
+select is(careplane.esi('{"resources": ["labs", "xray"], "age_years": 30, "pulse": 90, "respiration_rate": 18, "spo2": 97}') ->> 'level',
   '3', 'ESI C: two resources, normal vitals → 3');
-select is(careplane.esi('{"expected_resources": 2, "age_months": 1, "heart_rate": 181, "respiratory_rate": 40, "spo2": 99}') -> 'decision_points' ->> -1,
-  'D: danger-zone vital signs (heart rate 181 > 180 for age <3 months)', 'ESI D names the danger-zone vital');
+select is(careplane.esi('{"expected_resources": 2, "age_months": 1, "pulse": 181, "respiration_rate": 40, "spo2": 99}') -> 'decision_points' ->> -1,
+  'D: danger-zone vital signs (pulse 181 > 180 for age <3 months)', 'ESI D names the danger-zone vital');
+select throws_ok($$select careplane.esi('{"expected_resources": 2, "heart_rate": 90}')$$, '22023', null,
+  'one name per vital sign: heart_rate is not an alias of pulse');
+select throws_ok($$select careplane.esi('{"expected_resources": 2, "respiratory_rate": 18}')$$, '22023', null,
+  'one name per vital sign: respiratory_rate is not an alias of respiration_rate');
+
+-- careplane.assess ---------------------------------------------------------------------------------
+select is(careplane.assess('{"spo2": 89, "consciousness": "A"}', null, null, null, null, current_date) -> 'esi' ->> 'level', '1',
+  'the SpO2 path: a measured SpO2 of 89 is a lifesaving need (ESI 1)');
+select is(careplane.assess('{"spo2": 90, "consciousness": "A"}', null, null, null, null, current_date) -> 'esi' ->> 'level', '2',
+  'the SpO2 path: 90 is not A, but below 92 it is a danger-zone vital (ESI 2)');
+select is(careplane.assess('{"spo2": 89}', null, null, null, null, current_date) ->> 'page', 'true', 'ESI 1 pages');
+select is(careplane.assess(null, '{"expected_resources": 2}', null, null, '2025-01-15', '2026-11-14') ->> 'age_months', '21',
+  'age in completed months from the date of birth');
+select is(careplane.assess('{"pulse": 150}', '{"expected_resources": 2}', null, null, '2025-01-15', '2026-11-14') -> 'esi' ->> 'level', '3',
+  'the danger zone for a toddler: pulse 150 is within the limit of 160');
+select is(careplane.assess('{"pulse": 150}', '{"expected_resources": 2}', null, null, '1980-01-15', '2026-11-14') -> 'esi' ->> 'level', '2',
+  'and beyond an adult''s 100');
+select is(careplane.assess('{"consciousness": "U"}', '{"lifesaving_intervention": true}', '{"consciousness": "A", "spo2": 98}', '{"resources": ["xray"]}', null, current_date)
+    - 'news2' - 'esi' - 'reported' - 'assessed',
+  '{"news2_total": null, "age_months": null, "page": false, "priority": 420, "sources": {"vitals": "assessed", "findings": "assessed"}}'::jsonb,
+  'staff assessment supersedes the report, and the sources say so');
+select throws_ok($$select careplane.assess(null, '{"esi_level": 1}', null, null, null, current_date)$$, '22023', null,
+  'a level from the client is refused');
+select throws_ok($$select careplane.assess(null, null, null, null, null, null)$$, '22023', 'today: required', 'today is required');
+select throws_ok($$select careplane.assess('{"spo2": 1e400}', null, null, null, null, current_date)$$, '22023', null,
+  'a number out of range in the vitals is 22023, not a crash (XX000)');
+select throws_ok(format('select careplane.assess(null, %L, null, null, null, current_date)',
+                        repeat('{"a": ', 300) || '1' || repeat('}', 300)), '22023', null,
+  'findings nested 300 levels deep are 22023, not a crash');
 select throws_ok($$select careplane.esi('{"level": 1, "expected_resources": 0}')$$, '22023', null,
   'the level is computed, never accepted');
 
@@ -115,7 +188,7 @@ select is_empty($$select * from public.nearest_responders((select id from raised
 select throws_ok($$select * from public.nearest_responders((select id from raised), 0)$$, '22023', null, 'n must be 1..50');
 -- The responder is busy with the fixture's assigned emergency.
 select throws_ok($$select public.assign_responder((select id from raised), '66666666-6666-4666-8666-666666666666')$$,
-  'PT409', 'responder LAG-07 is already on another emergency', 'a busy responder cannot take a second emergency');
+  'PT409', 'this responder is already on another emergency', 'a busy responder cannot take a second emergency');
 select tests.act_as_owner();
 
 -- The life cycle -----------------------------------------------------------------------------------
@@ -124,6 +197,12 @@ select is((public.set_emergency_status('ee000000-0000-4000-8000-000000000002', '
   'the assigned responder sets off');
 select throws_ok($$select public.set_emergency_status('ee000000-0000-4000-8000-000000000002', 'resolved')$$, 'PT422',
   'an emergency request cannot go from en_route to resolved', 'steps are not skipped');
+select tests.act_as_owner();
+select is(tests.error_detail('responder', $$select public.set_emergency_status('ee000000-0000-4000-8000-000000000002', 'resolved')$$),
+  '{"code": "invalid_transition", "from": "en_route", "to": "resolved"}'::jsonb, 'the refusal''s detail carries its code');
+select is(tests.error_detail('responder', $$select public.set_emergency_status('ee000000-0000-4000-8000-000000000002', 'assigned')$$),
+  '{"code": "use_assign_responder", "from": "en_route", "to": "assigned"}'::jsonb, 'assignment goes through assign_responder');
+select tests.act_as('responder');
 select tests.act_as_owner();
 select tests.act_as('patient_a');
 select throws_ok($$select public.set_emergency_status('ee000000-0000-4000-8000-000000000002', 'cancelled')$$, '42501',
