@@ -176,7 +176,7 @@ $$;
 -- or a priority as unknown fields. A report of a life-threatening situation goes to the top of
 -- the queue; what keeps one account from flooding it is careplane.emergency_raise_verdict
 -- (max_open_emergencies active at once, max_emergencies_per_window per emergency_window_minutes)
--- and paging at most once per page_burst_minutes. What the requester reported is stored as
+-- and paging at most once per page_burst_minutes per requester. What the requester reported is stored as
 -- theirs (vitals, findings); staff assessment (assess_emergency) is stored beside it.
 create function public.raise_emergency(
   lat double precision,
@@ -222,11 +222,13 @@ begin
     open_count, raised_count, private.dispatch_setting('max_open_emergencies'),
     private.dispatch_setting('max_emergencies_per_window'), window_minutes));
 
-  -- The rule says whether this request qualifies for a page; a page goes out at most once per
-  -- burst (pagers one at a time, so two cannot both find the last page old enough).
+  -- The rule says whether this request qualifies for a page; one requester's requests page at
+  -- most once per burst (under the requester's lock taken above, so two of their requests
+  -- cannot both find their last page old enough). The burst is per requester: an account
+  -- repeating itself pages once, while another person's emergency always pages.
   if (assessment ->> 'page')::boolean then
-    perform pg_catalog.pg_advisory_xact_lock(20261126, 0);
-    select max(e.paged_at) into last_page from public.emergency_requests e where e.paged_at is not null;
+    select max(e.paged_at) into last_page from public.emergency_requests e
+     where e.requester_id = requester and e.paged_at is not null;
     pages := careplane.page_due(last_page, now(), private.dispatch_setting('page_burst_minutes'));
   end if;
 

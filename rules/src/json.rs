@@ -1,5 +1,5 @@
 //! Reading rule inputs from JSON objects field by field, with errors that name the field
-//! (`vitals.spo2: must be between 0 and 100, got 101`). Unknown fields are rejected, so a
+//! (`vitals.spo2: must be a whole number between 0 and 100, got 101`). Unknown fields are rejected, so a
 //! misspelt field is an error rather than a silently missing value.
 
 use serde_json::{Map, Value};
@@ -18,7 +18,7 @@ pub fn invalid(field: &str, reason: impl Into<String>) -> InputError {
 const EXACT_F64: f64 = 9_007_199_254_740_992.0;
 
 fn out_of_range(field: &str, min: i64, max: i64, got: impl std::fmt::Display) -> InputError {
-    invalid(field, format!("must be between {min} and {max}, got {got}"))
+    invalid(field, format!("must be a whole number between {min} and {max}, got {got}"))
 }
 
 /// The largest JSON document a rule reads, as text.
@@ -175,7 +175,7 @@ mod tests {
         assert_eq!(whole(max, 0, i64::MAX).unwrap(), Some(i64::MAX));
         let past: Value = serde_json::from_str("9223372036854775808").unwrap();
         let err = whole(past, 0, i64::MAX).unwrap_err().to_string();
-        assert!(err.starts_with("x.n: must be between 0 and 9223372036854775807, got 9223372036854775808"), "{err}");
+        assert!(err.starts_with("x.n: must be a whole number between 0 and 9223372036854775807, got 9223372036854775808"), "{err}");
         let min: Value = serde_json::from_str("-9223372036854775808").unwrap();
         assert_eq!(whole(min, i64::MIN, 0).unwrap(), Some(i64::MIN));
     }

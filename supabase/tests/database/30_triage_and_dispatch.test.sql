@@ -84,7 +84,7 @@ select is(
   '{"total": null, "complete": false, "partial_total": 3, "risk": "low-medium", "single_parameter_3": true,
     "missing": ["spo2", "supplemental_oxygen", "systolic_bp", "consciousness", "temperature"]}'::jsonb,
   'missing parameters: no total, named, with the partial score as a lower bound — never a silent 0');
-select throws_ok($$select careplane.news2('{"spo2": 101}')$$, '22023', 'vitals.spo2: must be between 0 and 100, got 101',
+select throws_ok($$select careplane.news2('{"spo2": 101}')$$, '22023', 'vitals.spo2: must be a whole number between 0 and 100, got 101',
   'SpO2 above 100 is 22023 naming the field');
 select throws_ok($$select careplane.news2('{"respiration_rate": -1}')$$, '22023', null, 'a negative rate is 22023');
 select throws_ok($$select careplane.news2('{"temperature": 46}')$$, '22023', 'vitals.temperature: must be between 25 and 45, got 46',
@@ -162,7 +162,7 @@ select is((public.raise_emergency(5.6, -0.2, 'sprained ankle', '{"respiration_ra
 select is((public.raise_emergency(5.6, -0.2, 'fainted', '{"consciousness": "U"}')).esi_level, 1::smallint,
   'unresponsive is ESI 1 whatever the client says');
 select throws_ok($$select public.raise_emergency(95, 0, 'x')$$, '22023', null, 'an impossible location is 22023');
-select throws_ok($$select public.raise_emergency(5, 0, 'x', '{"spo2": 120}')$$, '22023', 'vitals.spo2: must be between 0 and 100, got 120',
+select throws_ok($$select public.raise_emergency(5, 0, 'x', '{"spo2": 120}')$$, '22023', 'vitals.spo2: must be a whole number between 0 and 100, got 120',
   'bad vitals are 22023 naming the field, and nothing is stored');
 select tests.act_as_owner();
 select is((select count(*)::int from public.emergency_requests where requester_id = '22222222-2222-4222-8222-222222222222'), 3,

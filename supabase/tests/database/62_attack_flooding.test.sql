@@ -6,7 +6,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(34);
+select plan(35);
 
 insert into auth.users (id, email) values ('a9999999-9999-4999-8999-999999999999', 'flooder@example.org');
 insert into tests.personas values (10, 'flooder', 'authenticated', 'a9999999-9999-4999-8999-999999999999', 'patient');
@@ -147,17 +147,21 @@ select isnt((select id from public.dispatch_queue() limit 1), (select id from fl
   'the assessed request no longer heads the queue');
 select tests.act_as_owner();
 
--- Paging resumes after the burst ------------------------------------------------------------------
+-- The burst is the requester's own: another person's emergency pages --------------------------------
+select set_config('careplane.max_open_emergencies', '10', true);  -- room for three more of patient_b's
 select tests.act_as('patient_b');
-select is((public.raise_emergency(5.6, -0.2, 'collapsed', '{"consciousness": "U"}')).paged_at, null::timestamptz,
-  'another ESI 1 within the burst does not page again');
+select isnt((public.raise_emergency(5.6, -0.2, 'collapsed', '{"consciousness": "U"}')).paged_at, null::timestamptz,
+  'another person''s ESI 1 within the flooder''s burst still pages');
+select is((public.raise_emergency(5.6, -0.2, 'collapsed still', '{"consciousness": "U"}')).paged_at, null::timestamptz,
+  'their own second ESI 1 within their burst does not page again');
 select tests.act_as_owner();
-update public.emergency_requests set paged_at = now() - interval '5 minutes' where paged_at is not null;
+update public.emergency_requests set paged_at = now() - interval '5 minutes'
+ where paged_at is not null and requester_id = '22222222-2222-4222-8222-222222222222';
 select tests.act_as('patient_b');
 select isnt((public.raise_emergency(5.6, -0.2, 'collapsed again', '{"consciousness": "U"}')).paged_at, null::timestamptz,
-  'once the burst is over, the next ESI 1 pages');
+  'once their burst is over, their next ESI 1 pages');
 select tests.act_as_owner();
-select is((select count(*)::int from private.outbox where template = 'emergency_high_risk'), 2, 'two pages in all');
+select is((select count(*)::int from private.outbox where template = 'emergency_high_risk'), 3, 'three pages in all');
 
 -- Findings the size of a flood ------------------------------------------------------------------------
 select tests.act_as('patient_b');
