@@ -115,18 +115,26 @@ create_database() {
   fi
 }
 
-# The extension is unreleased (0.x, no upgrade scripts yet): a database created with an older
-# build of the same version lacks functions the migrations need. Say so instead of failing
-# half-way through a migration.
+# A database made with an earlier release of the extension is updated to this one
+# (`alter extension careplane update`, through the upgrade scripts in pg_ext/sql/). One made
+# with an earlier build of this same, unreleased version may lack functions the migrations
+# need and has no upgrade path: say so instead of failing half-way through a migration.
 check_extension_is_current() {
-  local installed script
-  installed=$(psql -d "$DB" -tAc "select count(*) from pg_catalog.pg_proc where pronamespace = to_regnamespace('careplane')" 2>/dev/null || echo 0)
-  [[ "$installed" == 0 ]] && return 0
-  script="$("$PG_CONFIG" --sharedir)/extension/careplane--$(cargo pkgid -p careplane 2>/dev/null | sed 's/.*[#@]//').sql"
+  local installed_version build_version functions script
+  installed_version=$(psql -d "$DB" -tAc "select extversion from pg_catalog.pg_extension where extname = 'careplane'" 2>/dev/null || true)
+  [[ -z "$installed_version" ]] && return 0
+  build_version="$(cargo pkgid -p careplane 2>/dev/null | sed 's/.*[#@]//')"
+  if [[ "$installed_version" != "$build_version" ]]; then
+    echo "    database $DB has careplane $installed_version: updating to $build_version"
+    psql -d "$DB" -v ON_ERROR_STOP=1 -qc "alter extension careplane update to '$build_version'"
+    return
+  fi
+  functions=$(psql -d "$DB" -tAc "select count(*) from pg_catalog.pg_proc where pronamespace = to_regnamespace('careplane')")
+  script="$("$PG_CONFIG" --sharedir)/extension/careplane--$build_version.sql"
   [[ -f "$script" ]] || return 0
-  if [[ "$installed" != "$(grep -ci 'create  *function' "$script")" ]]; then
-    echo "    database $DB has an older build of the careplane extension than the one just installed;" >&2
-    echo "    it is unreleased and has no upgrade script: run 'make db-reset' (drops $DB) and try again." >&2
+  if [[ "$functions" != "$(grep -ci 'create  *function' "$script")" ]]; then
+    echo "    database $DB has an older build of careplane $build_version than the one just installed;" >&2
+    echo "    an unreleased build has no upgrade script: run 'make db-reset' (drops $DB) and try again." >&2
     return 1
   fi
 }
