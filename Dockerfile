@@ -29,7 +29,7 @@ COPY --from=builder /src/target/release/careplane-pg${PG_MAJOR}/usr/lib/postgres
 FROM debian:bookworm-slim AS companion
 RUN apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates \
- && rm -rf /var/lib/apt/lists/* \
+ && rm -rf /var/lib/apt/lists/* /var/cache/apt/*.bin \
  && useradd --system --uid 10001 --home /app careplane
 WORKDIR /app
 COPY --from=builder /src/target/release/careplane-companion /usr/local/bin/careplane-companion
