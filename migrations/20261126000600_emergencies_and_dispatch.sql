@@ -158,6 +158,20 @@ create view private.emergency_queue as
    where e.status = 'open'
    order by e.priority, e.created_at;
 
+-- The request, locked for the rest of the transaction, or PT404.
+create function private.locked_emergency(request_id uuid) returns public.emergency_requests
+language plpgsql volatile set search_path = '' as $$
+declare
+  req public.emergency_requests;
+begin
+  select * into req from public.emergency_requests e where e.id = request_id for update;
+  if req.id is null then
+    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
+  end if;
+  return req;
+end
+$$;
+
 -- A named setting (careplane_rules::dispatch::SETTINGS): the custom setting careplane.<name>
 -- when set, else the rule's default; 22023 naming careplane.<name> when it is out of bounds.
 create function private.dispatch_setting(name text) returns bigint
@@ -340,10 +354,7 @@ begin
   if not public.authorize('emergencies.dispatch') then
     raise exception 'only dispatchers assign responders' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
-  select * into req from public.emergency_requests e where e.id = request_id for update;
-  if req.id is null then
-    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
-  end if;
+  req := private.locked_emergency(request_id);
   -- Lock the responder (after the request, always in this order) so two dispatchers cannot
   -- give one responder two emergencies.
   select * into responder from public.responders r where r.id = responder_id for update;
@@ -470,10 +481,7 @@ begin
   if not public.authorize('emergencies.dispatch') then
     raise exception 'only dispatchers mark emergencies as abuse' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
-  select * into req from public.emergency_requests e where e.id = request_id for update;
-  if req.id is null then
-    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
-  end if;
+  req := private.locked_emergency(request_id);
   perform private.enforce(careplane.emergency_abuse_verdict(req.status, coalesce(length(note), 0)));
   update public.emergency_requests e
      set status = 'cancelled', resolved_at = now(), abuse_marked_by = auth.uid(), abuse_marked_at = now(),
@@ -497,10 +505,7 @@ begin
   if not public.authorize('emergencies.dispatch') then
     raise exception 'only dispatchers release emergencies' using errcode = '42501', detail = '{"code": "permission_denied"}';
   end if;
-  select * into req from public.emergency_requests e where e.id = request_id for update;
-  if req.id is null then
-    raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
-  end if;
+  req := private.locked_emergency(request_id);
   perform private.enforce(careplane.emergency_release_verdict(
     req.status, req.claimed_by, req.claimed_at, auth.uid(), now(), private.dispatch_setting('claim_lapse_minutes')));
   update public.emergency_requests e set claimed_by = null, claimed_at = null where e.id = request_id returning * into req;

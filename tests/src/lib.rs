@@ -324,3 +324,34 @@ impl Drop for PrivateCluster {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// A small ledger, as the owner: a clearing account, a wallet that may not be overdrawn
+/// (`debits_must_not_exceed_credits`) and clinic revenue, all in `currency`.
+pub struct LedgerFixture {
+    pub clearing: uuid::Uuid,
+    pub wallet: uuid::Uuid,
+    pub revenue: uuid::Uuid,
+    pub currency: &'static str,
+}
+
+impl LedgerFixture {
+    pub async fn create(conn: &mut PgConnection, currency: &'static str) -> anyhow::Result<Self> {
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "insert into public.ledger_accounts (kind, currency, flags) values
+               ('payment_clearing', $1, 'none'), ('refunds', $1, 'debits_must_not_exceed_credits'), ('clinic_revenue', $1, 'none')
+             returning id",
+        )
+        .bind(currency)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(LedgerFixture { clearing: ids[0], wallet: ids[1], revenue: ids[2], currency })
+    }
+
+    /// The two legs of a transfer of `amount` minor units from one account to another.
+    pub fn legs(&self, from: uuid::Uuid, to: uuid::Uuid, amount: i64) -> serde_json::Value {
+        serde_json::json!([
+            {"account_id": from, "direction": "debit", "amount": amount, "currency": self.currency},
+            {"account_id": to, "direction": "credit", "amount": amount, "currency": self.currency},
+        ])
+    }
+}

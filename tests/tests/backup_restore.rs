@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use careplane_tests::{admin_url, begin_as, user_claims, workspace_root, TestDb};
+use careplane_tests::{admin_url, begin_as, user_claims, workspace_root, LedgerFixture, TestDb};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
@@ -76,22 +76,11 @@ async fn a_backup_restores_into_a_new_database_with_every_row_a_clean_ledger_rls
     .execute(&mut owner)
     .await
     .unwrap();
-    let accounts: Vec<Uuid> = sqlx::query_scalar(
-        "insert into public.ledger_accounts (kind, currency, flags) values
-           ('payment_clearing', 'NGN', 'none'), ('refunds', 'NGN', 'debits_must_not_exceed_credits'), ('clinic_revenue', 'NGN', 'none')
-         returning id",
-    )
-    .fetch_all(&mut owner)
-    .await
-    .unwrap();
-    for (from, to, amount) in [(accounts[0], accounts[1], 1_500_000_i64), (accounts[1], accounts[2], 1_000_000)] {
-        let legs = serde_json::json!([
-            {"account_id": from, "direction": "debit", "amount": amount, "currency": "NGN"},
-            {"account_id": to, "direction": "credit", "amount": amount, "currency": "NGN"},
-        ]);
+    let ledger = LedgerFixture::create(&mut owner, "NGN").await.unwrap();
+    for (from, to, amount) in [(ledger.clearing, ledger.wallet, 1_500_000_i64), (ledger.wallet, ledger.revenue, 1_000_000)] {
         sqlx::query("select private.post_transfer($1, 'restore_drill', $2)")
             .bind(Uuid::new_v4())
-            .bind(legs)
+            .bind(ledger.legs(from, to, amount))
             .execute(&mut owner)
             .await
             .unwrap();

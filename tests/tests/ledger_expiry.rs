@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use careplane_tests::{redis_url, Companion, TestDb};
+use careplane_tests::{redis_url, Companion, LedgerFixture, TestDb};
 use sqlx::Connection;
 use uuid::Uuid;
 
@@ -10,33 +10,19 @@ use uuid::Uuid;
 async fn the_companion_voids_an_expired_hold_and_the_wallet_is_available_again() {
     let db = TestDb::migrated().await.unwrap();
     let mut owner = db.connect().await.unwrap();
-    let accounts: Vec<Uuid> = sqlx::query_scalar(
-        "insert into public.ledger_accounts (kind, currency, flags) values
-           ('payment_clearing', 'GHS', 'none'), ('refunds', 'GHS', 'debits_must_not_exceed_credits'), ('clinic_revenue', 'GHS', 'none')
-         returning id",
-    )
-    .fetch_all(&mut owner)
-    .await
-    .unwrap();
-    let (clearing, wallet, revenue) = (accounts[0], accounts[1], accounts[2]);
-    let legs = |from: Uuid, to: Uuid, amount: i64| {
-        serde_json::json!([
-            {"account_id": from, "direction": "debit", "amount": amount, "currency": "GHS"},
-            {"account_id": to, "direction": "credit", "amount": amount, "currency": "GHS"},
-        ])
-    };
+    let ledger = LedgerFixture::create(&mut owner, "GHS").await.unwrap();
     let mut tx = owner.begin().await.unwrap();
     sqlx::query("set local role service_role").execute(&mut *tx).await.unwrap();
     sqlx::query("select private.post_transfer($1, 'top_up', $2)")
         .bind(Uuid::new_v4())
-        .bind(legs(clearing, wallet, 10_000))
+        .bind(ledger.legs(ledger.clearing, ledger.wallet, 10_000))
         .execute(&mut *tx)
         .await
         .unwrap();
     let hold = Uuid::new_v4();
     sqlx::query("select private.reserve_transfer($1, 'consultation_hold', $2, 1)")
         .bind(hold)
-        .bind(legs(wallet, revenue, 10_000))
+        .bind(ledger.legs(ledger.wallet, ledger.revenue, 10_000))
         .execute(&mut *tx)
         .await
         .unwrap();
@@ -61,7 +47,7 @@ async fn the_companion_voids_an_expired_hold_and_the_wallet_is_available_again()
     }
     assert_eq!(reason.as_deref(), Some("expired"), "the sweep voided the hold");
     let pending: i64 = sqlx::query_scalar("select debits_pending from public.ledger_accounts where id = $1")
-        .bind(wallet)
+        .bind(ledger.wallet)
         .fetch_one(&mut owner)
         .await
         .unwrap();

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use careplane_tests::{migrate, PrivateCluster};
+use careplane_tests::{migrate, LedgerFixture, PrivateCluster};
 use sqlx::{Connection, PgConnection};
 use uuid::Uuid;
 
@@ -24,31 +24,17 @@ async fn pg_cron_runs_the_ledger_expiry_sweep_and_voids_an_expired_hold() {
     sqlx::query("create extension pg_cron").execute(&mut owner).await.unwrap();
 
     // A wallet with money, and a hold on it that times out after one second.
-    let accounts: Vec<Uuid> = sqlx::query_scalar(
-        "insert into public.ledger_accounts (kind, currency, flags) values
-           ('payment_clearing', 'KES', 'none'), ('refunds', 'KES', 'debits_must_not_exceed_credits'), ('clinic_revenue', 'KES', 'none')
-         returning id",
-    )
-    .fetch_all(&mut owner)
-    .await
-    .unwrap();
-    let (clearing, wallet, revenue) = (accounts[0], accounts[1], accounts[2]);
-    let legs = |from: Uuid, to: Uuid| {
-        serde_json::json!([
-            {"account_id": from, "direction": "debit", "amount": 5_000, "currency": "KES"},
-            {"account_id": to, "direction": "credit", "amount": 5_000, "currency": "KES"},
-        ])
-    };
+    let ledger = LedgerFixture::create(&mut owner, "KES").await.unwrap();
     sqlx::query("select private.post_transfer($1, 'top_up', $2)")
         .bind(Uuid::new_v4())
-        .bind(legs(clearing, wallet))
+        .bind(ledger.legs(ledger.clearing, ledger.wallet, 5_000))
         .execute(&mut owner)
         .await
         .unwrap();
     let hold = Uuid::new_v4();
     sqlx::query("select private.reserve_transfer($1, 'consultation_hold', $2, 1)")
         .bind(hold)
-        .bind(legs(wallet, revenue))
+        .bind(ledger.legs(ledger.wallet, ledger.revenue, 5_000))
         .execute(&mut owner)
         .await
         .unwrap();
@@ -81,7 +67,7 @@ async fn pg_cron_runs_the_ledger_expiry_sweep_and_voids_an_expired_hold() {
         .unwrap();
     assert_eq!(status, "succeeded");
     let pending: i64 = sqlx::query_scalar("select debits_pending from public.ledger_accounts where id = $1")
-        .bind(wallet)
+        .bind(ledger.wallet)
         .fetch_one(&mut owner)
         .await
         .unwrap();

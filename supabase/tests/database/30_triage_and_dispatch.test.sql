@@ -4,21 +4,6 @@ set local search_path = extensions, public;
 \ir helpers/world.psql
 select plan(68);
 
--- The detail (jsonb) of the error `sql` raises as `persona`; back to the owner afterwards.
-create function tests.error_detail(persona text, sql text) returns jsonb language plpgsql as $$
-declare d text;
-begin
-  begin
-    perform tests.act_as(persona);
-    execute sql;
-    raise exception using errcode = 'P0999', message = 'no error';
-  exception when sqlstate 'P0999' then d := null;
-    when others then get stacked diagnostics d = pg_exception_detail;
-  end;
-  perform tests.act_as_owner();
-  return d::jsonb;
-end
-$$;
 
 -- One list of statuses -------------------------------------------------------------------------------
 select is(careplane.emergency_statuses(), array['open', 'assigned', 'en_route', 'on_scene', 'resolved', 'cancelled'],

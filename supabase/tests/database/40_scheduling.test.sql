@@ -11,14 +11,6 @@ select plan(92);
 update public.appointments set status = 'cancelled', cancellation_reason = 'fixture cleared' where status <> 'cancelled';
 insert into public.availability_rules (practitioner_id, weekday, start_time, end_time) values
   ('d2000000-0000-4000-8000-000000000002', 1, '09:00', '12:00');
-create table tests.days as
-select (date_trunc('week', now() at time zone 'Africa/Lagos') + interval '7 days')::date as monday,
-       (date_trunc('week', now() at time zone 'Africa/Lagos') + interval '14 days')::date as monday2;
-grant select on tests.days to anon, authenticated;
-create function tests.lagos(d date, t text) returns timestamptz language sql stable as $$
-  select (d + t::time) at time zone 'Africa/Lagos'
-$$;
-grant execute on function tests.lagos(date, text) to anon, authenticated;
 insert into public.availability_exceptions (practitioner_id, on_date, kind)
 select 'd1000000-0000-4000-8000-000000000001', monday2, 'time_off' from tests.days;
 

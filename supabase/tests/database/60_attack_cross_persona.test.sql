@@ -12,12 +12,6 @@ select plan(49);
 -- (d2, Accra) 09:00–12:00 Accra = 10:00–13:00 Lagos, and has never seen patient A.
 insert into public.availability_rules (practitioner_id, weekday, start_time, end_time) values
   ('d2000000-0000-4000-8000-000000000002', 1, '09:00', '12:00');
-create table tests.days as
-select (date_trunc('week', now() at time zone 'Africa/Lagos') + interval '7 days')::date as monday;
-grant select on tests.days to anon, authenticated;
-create function tests.lagos(t text) returns timestamptz language sql stable as $$
-  select ((select monday from tests.days) + t::time) at time zone 'Africa/Lagos'
-$$;
 -- What an RPC call answered: 'ok <status>' or '<sqlstate> <detail code>'.
 create function tests.outcome(sql text) returns text language plpgsql as $$
 declare

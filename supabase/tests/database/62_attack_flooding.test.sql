@@ -12,21 +12,6 @@ insert into auth.users (id, email) values ('a9999999-9999-4999-8999-999999999999
 insert into tests.personas values (10, 'flooder', 'authenticated', 'a9999999-9999-4999-8999-999999999999', 'patient');
 update public.profiles set phone = '+2348030000005' where id = '55555555-5555-4555-8555-555555555555';
 
--- The detail (jsonb) of the error `sql` raises as `persona`.
-create function tests.error_detail(persona text, sql text) returns jsonb language plpgsql as $$
-declare d text;
-begin
-  begin
-    perform tests.act_as(persona);
-    execute sql;
-    raise exception using errcode = 'P0999', message = 'no error';
-  exception when sqlstate 'P0999' then d := null;
-    when others then get stacked diagnostics d = pg_exception_detail;
-  end;
-  perform tests.act_as_owner();
-  return d::jsonb;
-end
-$$;
 create temp table flood (n int, id uuid) on commit drop;
 grant all on flood to authenticated;
 

@@ -10,12 +10,6 @@ select plan(17);
 
 insert into public.availability_rules (practitioner_id, weekday, start_time, end_time) values
   ('d2000000-0000-4000-8000-000000000002', 1, '09:00', '12:00');
-create table tests.days as
-select (date_trunc('week', now() at time zone 'Africa/Lagos') + interval '7 days')::date as monday;
-grant select on tests.days to anon, authenticated;
-create function tests.lagos(t text) returns timestamptz language sql stable as $$
-  select ((select monday from tests.days) + t::time) at time zone 'Africa/Lagos'
-$$;
 -- Everything a caller learns from a call: 'ok <status>', or SQLSTATE, message (uuids masked),
 -- detail and hint.
 create function tests.answer(sql text) returns text language plpgsql as $$
