@@ -158,6 +158,18 @@ create view private.emergency_queue as
    where e.status = 'open'
    order by e.priority, e.created_at;
 
+-- Who the caller is to a request, for the life-cycle rules: 'dispatcher', 'assigned_responder'
+-- (only while an active responder), 'requester', or null (the request is not theirs to see).
+create function private.emergency_actor(req public.emergency_requests) returns text
+language sql stable set search_path = '' as $$
+  select case
+    when req.id is null then null
+    when public.authorize('emergencies.dispatch') then 'dispatcher'
+    when req.assigned_responder_id = auth.uid() and access.is_active_responder() then 'assigned_responder'
+    when req.requester_id = auth.uid() then 'requester'
+  end
+$$;
+
 -- The request, locked for the rest of the transaction, or PT404.
 create function private.locked_emergency(request_id uuid) returns public.emergency_requests
 language plpgsql volatile set search_path = '' as $$
@@ -402,12 +414,7 @@ begin
     raise exception 'sign in to change an emergency' using errcode = '42501', detail = '{"code": "sign_in_required"}';
   end if;
   select * into req from public.emergency_requests e where e.id = request_id for update;
-  actor := case
-    when req.id is null then null
-    when public.authorize('emergencies.dispatch') then 'dispatcher'
-    when req.assigned_responder_id = auth.uid() and access.is_active_responder() then 'assigned_responder'
-    when req.requester_id = auth.uid() then 'requester'
-  end;
+  actor := private.emergency_actor(req);
   if actor is null then
     -- Not visible to the caller: answer as if it did not exist.
     raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
@@ -442,12 +449,7 @@ begin
     raise exception 'sign in to assess an emergency' using errcode = '42501', detail = '{"code": "sign_in_required"}';
   end if;
   select * into req from public.emergency_requests e where e.id = request_id for update;
-  actor := case
-    when req.id is null then null
-    when public.authorize('emergencies.dispatch') then 'dispatcher'
-    when req.assigned_responder_id = auth.uid() and access.is_active_responder() then 'assigned_responder'
-    when req.requester_id = auth.uid() then 'requester'
-  end;
+  actor := private.emergency_actor(req);
   if actor is null then
     raise exception 'no emergency request %', request_id using errcode = 'PT404', detail = '{"code": "emergency_not_found"}';
   end if;
