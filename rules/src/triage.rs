@@ -28,15 +28,14 @@ use chrono::Datelike;
 pub use chrono::NaiveDate;
 use serde_json::{json, Map, Value};
 
-use crate::json::{invalid, Fields};
-pub use crate::json::InputError as TriageError;
+use crate::json::{invalid, Fields, InputError};
 
 /// The most a reported (or assessed) vitals or findings object may take, as compact JSON.
 /// Anything larger is refused (22023) before it is read, so what is stored stays small.
 pub const MAX_REPORT_BYTES: usize = 4096;
 
 /// Refuses a JSON object larger than [`MAX_REPORT_BYTES`], naming `field`.
-pub fn check_report_size(field: &str, value: &Value) -> Result<(), TriageError> {
+pub fn check_report_size(field: &str, value: &Value) -> Result<(), InputError> {
     let bytes = serde_json::to_string(value).map(|s| s.len()).unwrap_or(usize::MAX);
     if bytes > MAX_REPORT_BYTES {
         return Err(invalid(field, format!("is {bytes} bytes of JSON; at most {MAX_REPORT_BYTES} are accepted")));
@@ -103,7 +102,7 @@ impl Vitals {
     /// Reads `{respiration_rate, spo2, spo2_scale (1|2, default 1), hypercapnic_respiratory_failure,
     /// supplemental_oxygen, systolic_bp, pulse, consciousness ('A'|'C'|'V'|'P'|'U'), temperature}`.
     /// Scale 2 requires `hypercapnic_respiratory_failure: true` (a clinician's confirmation).
-    pub fn from_json(value: &Value) -> Result<Self, TriageError> {
+    pub fn from_json(value: &Value) -> Result<Self, InputError> {
         check_report_size("vitals", value)?;
         let f = Fields::new("vitals", value, VITALS_FIELDS)?;
         let scale = f.whole("spo2_scale", 1, 2).map_err(|_| invalid("vitals.spo2_scale", "must be 1 or 2"))?.unwrap_or(1);
@@ -498,13 +497,13 @@ impl Findings {
     /// Reads `{lifesaving_intervention, high_risk, new_confusion, pain_score (0–10),
     /// severe_distress, resources: ["labs", "xray", …] | expected_resources: n}` (at most
     /// [`MAX_REPORT_BYTES`]). A score, level or priority is an unknown field, refused.
-    pub fn from_json(value: &Value) -> Result<Self, TriageError> {
+    pub fn from_json(value: &Value) -> Result<Self, InputError> {
         check_report_size("findings", value)?;
         let f = Fields::new("findings", value, FINDINGS_FIELDS)?;
         Self::from_fields(&f)
     }
 
-    fn from_fields(f: &Fields<'_>) -> Result<Self, TriageError> {
+    fn from_fields(f: &Fields<'_>) -> Result<Self, InputError> {
         let resources = match (f.get("resources"), f.whole("expected_resources", 0, MAX_EXPECTED_RESOURCES)?) {
             (Some(_), Some(_)) => {
                 return Err(invalid(&f.name("resources"), "give resources or expected_resources, not both"))
@@ -604,7 +603,7 @@ impl EsiInput {
     /// severe_distress, resources: ["labs", "xray", …] | expected_resources: n,
     /// age_years | age_months, pulse, respiration_rate, spo2}`. Absent findings are false;
     /// one of `resources` / `expected_resources` is required.
-    pub fn from_json(value: &Value) -> Result<Self, TriageError> {
+    pub fn from_json(value: &Value) -> Result<Self, InputError> {
         let f = Fields::new("esi", value, ESI_FIELDS)?;
         let findings = Findings::from_fields(&f)?;
         let Some(resources) = findings.resources.as_ref().map(ResourceEstimate::count) else {

@@ -170,7 +170,7 @@ fn vitals_from_json_reads_every_field() {
 
 fn err_field(value: serde_json::Value) -> String {
     match Vitals::from_json(&value) {
-        Err(TriageError::Invalid { field, .. }) => field,
+        Err(InputError::Invalid { field, .. }) => field,
         Ok(v) => panic!("accepted {v:?}"),
     }
 }
@@ -294,7 +294,7 @@ fn esi_from_json() {
         (json!({"expected_resources": 1, "mood": "bad"}), "esi.mood"),
     ] {
         match EsiInput::from_json(&input) {
-            Err(TriageError::Invalid { field: f, .. }) => assert_eq!(f, field, "{input}"),
+            Err(InputError::Invalid { field: f, .. }) => assert_eq!(f, field, "{input}"),
             Ok(i) => panic!("accepted {input}: {i:?}"),
         }
     }
@@ -308,7 +308,7 @@ fn findings(v: serde_json::Value) -> Findings {
 
 fn findings_err(v: serde_json::Value) -> String {
     match Findings::from_json(&v) {
-        Err(TriageError::Invalid { field, .. }) => field,
+        Err(InputError::Invalid { field, .. }) => field,
         Ok(f) => panic!("accepted {f:?}"),
     }
 }
