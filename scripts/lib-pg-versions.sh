@@ -48,6 +48,8 @@ btree_gist() {
         > /etc/apt/sources.list.d/careplane-deb-src.sources
       apt-get update -qq
     fi
+    # Source indexes may be missing (never fetched, or cleaned): fetch them when needed.
+    apt-cache showsrc postgresql-15 2>/dev/null | grep -q '^Version:' || apt-get update -qq
     # The security archive may list a version whose files are gone: try each until one comes.
     local v
     for v in $(apt-cache showsrc postgresql-15 | awk '/^Version:/ {print $2}'); do
