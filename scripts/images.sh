@@ -129,6 +129,7 @@ if [[ ! -s "$PGDATA/PG_VERSION" ]]; then
 fi
 exec "$@"
 EOF
+  chmod +x "$context/docker-entrypoint.sh"
   derived docker.io/library/postgres:15-bookworm "FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends postgresql-15 postgresql-contrib \\
  && rm -rf /var/lib/apt/lists/* && mkdir -p /docker-entrypoint-initdb.d
@@ -140,11 +141,26 @@ CMD [\"postgres\"]" "$context"
 }
 
 redis_image() {
+  local context="$WORK/redis-context"
+  mkdir -p "$context"
+  # As the official image's entrypoint does: a server started without a config file runs with
+  # protected mode off, so other containers on the network may connect.
+  cat > "$context/docker-entrypoint.sh" <<'EOF'
+#!/bin/sh
+set -e
+if [ "$1" = redis-server ]; then
+  case "$2" in *.conf) ;; *) shift; set -- redis-server --protected-mode no "$@" ;; esac
+fi
+exec "$@"
+EOF
+  chmod +x "$context/docker-entrypoint.sh"
   derived docker.io/library/redis:7-bookworm "FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends redis-server \\
  && rm -rf /var/lib/apt/lists/*
+COPY docker-entrypoint.sh /usr/local/bin/docker-entrypoint.sh
 EXPOSE 6379
-CMD [\"redis-server\", \"--protected-mode\", \"no\"]"
+ENTRYPOINT [\"docker-entrypoint.sh\"]
+CMD [\"redis-server\"]" "$context"
 }
 
 base() {
