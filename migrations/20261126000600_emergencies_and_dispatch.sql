@@ -76,7 +76,6 @@ create index emergency_requests_queue_idx on public.emergency_requests (priority
 
 -- The flooding limits count a requester's requests; paging looks up the last page.
 create index emergency_requests_requester_idx on public.emergency_requests (requester_id, created_at);
-create index emergency_requests_paged_idx on public.emergency_requests (paged_at) where paged_at is not null;
 create index emergency_requests_responder_idx on public.emergency_requests (assigned_responder_id)
   where assigned_responder_id is not null;
 create trigger touch_updated_at before update on public.emergency_requests
@@ -157,6 +156,14 @@ create view private.emergency_queue as
   select e.* from public.emergency_requests e
    where e.status = 'open'
    order by e.priority, e.created_at;
+
+-- Whether a responder is on an active emergency (other than `except_request`).
+create function private.responder_is_busy(responder uuid, except_request uuid) returns boolean
+language sql stable set search_path = '' as $$
+  select exists (select 1 from public.emergency_requests e
+                  where e.assigned_responder_id = responder and e.id is distinct from except_request
+                    and e.status = any (careplane.emergency_responder_statuses()))
+$$;
 
 -- Who the caller is to a request, for the life-cycle rules: 'dispatcher', 'assigned_responder'
 -- (only while an active responder), 'requester', or null (the request is not theirs to see).
@@ -345,9 +352,7 @@ begin
     select r.id, r.call_sign, careplane.distance_km(req.lat, req.lon, r.last_lat, r.last_lon) as d, r.last_seen_at
       from public.responders r
      where r.on_duty and r.last_lat is not null and access.is_assignable_responder(r.id)
-       and not exists (select 1 from public.emergency_requests e
-                        where e.assigned_responder_id = r.id
-                          and e.status = any (careplane.emergency_responder_statuses()))
+       and not private.responder_is_busy(r.id, null)
      order by d
      limit n;
 end
@@ -376,9 +381,7 @@ begin
   perform private.enforce(careplane.emergency_assignment_verdict(
     req.status, req.claimed_by, req.claimed_at, auth.uid(), now(), private.dispatch_setting('claim_lapse_minutes'),
     access.is_assignable_responder(responder_id), responder.on_duty,
-    exists (select 1 from public.emergency_requests e
-             where e.assigned_responder_id = responder_id and e.id <> request_id
-               and e.status = any (careplane.emergency_responder_statuses()))));
+    private.responder_is_busy(responder_id, request_id)));
   update public.emergency_requests e
      set status = 'assigned', assigned_responder_id = responder_id, assigned_at = now(),
          claimed_by = auth.uid(), claimed_at = now()
