@@ -33,7 +33,7 @@ DEV_JWT_SECRET_FILE="$ROOT/target/careplane-dev-jwt-secret"
 
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
-  "postgresql-$PG_MAJOR-cron" libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
+  "postgresql-$PG_MAJOR-cron" nginx libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
 )
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
