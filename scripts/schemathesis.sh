@@ -51,6 +51,7 @@ log="$WORK/companion.log"
 
 cleanup() {
   local rc=$?
+  if [[ -n "${MOTO_PID:-}" ]]; then kill "$MOTO_PID" 2>/dev/null || true; fi
   if [[ -n "$companion_pid" ]]; then
     kill "$companion_pid" 2>/dev/null || true
     wait "$companion_pid" 2>/dev/null || true
@@ -67,6 +68,16 @@ trap cleanup EXIT
 createdb "$db"
 DATABASE_URL="$database_url" "$COMPANION" migrate --compat sql/supabase_compat.sql --dir migrations >/dev/null
 
+# moto's S3 server (scripts/moto.sh), so the file endpoints answer as they do with a store;
+# it stops when this script's end closes its standard input.
+coproc MOTO { exec "$ROOT/scripts/moto.sh"; }
+moto_endpoint=""
+while read -r -t 300 line <&"${MOTO[0]}"; do
+  [[ "$line" == listening* ]] && { moto_endpoint="${line#listening }"; break; }
+done
+[[ -n "$moto_endpoint" ]] || { echo "schemathesis.sh: moto did not start" >&2; exit 1; }
+curl -fsS -o /dev/null -X PUT "$moto_endpoint/careplane-files"
+
 secret="$(head -c 48 /dev/urandom | base64 | tr -d '\n/+=')"
 port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
@@ -80,6 +91,7 @@ env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
   RATE_LIMIT_IP_PER_MINUTE=1000000 RATE_LIMIT_IP_BURST=100000 \
   RATE_LIMIT_USER_PER_MINUTE=1000000 RATE_LIMIT_USER_BURST=100000 \
   LEDGER_EXPIRY_INTERVAL_SECONDS=0 RUST_LOG=warn \
+  S3_ENDPOINT="$moto_endpoint" S3_BUCKET=careplane-files S3_ACCESS_KEY_ID=schemathesis S3_SECRET_ACCESS_KEY=schemathesis \
   "$COMPANION" serve >"$log" 2>&1 &
 companion_pid=$!
 
