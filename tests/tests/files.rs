@@ -1,14 +1,14 @@
-//! Medical files end to end: the companion on a migrated throwaway database, moto's S3 server
-//! (tests/src/moto.rs) as the store, and plain HTTP to the presigned URLs as a browser would
-//! send them.
+//! Medical files end to end: the companion on a migrated throwaway database, a local
+//! S3-compatible store (tests/src/s3.rs), and plain HTTP to the presigned URLs as a browser
+//! would send them.
 //!
-//! Shown here: an upload through a presigned PUT and a download through a presigned GET; a
+//! Against moto: an upload through a presigned PUT and a download through a presigned GET; a
 //! wrong size or type refused by the store; another patient's request for either URL refused
 //! with 403 and nothing signed; completion checking what the store holds; the realtime events
-//! and the access log. Not shown: an expired URL refused by the store — moto does not check
-//! `X-Amz-Expires` (nor SigV4 signatures of presigned URLs), see tests/src/moto.rs.
+//! and the access log. Against s3rver: expired upload and download URLs refused by the store
+//! (moto does not check expiry). Neither store verifies SigV4 signatures of presigned URLs.
 
-use careplane_tests::moto::Moto;
+use careplane_tests::s3::LocalS3;
 use careplane_tests::{create_user, jwt, Companion, TestDb, TEST_JWT_SECRET};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
@@ -94,6 +94,17 @@ struct Api {
 }
 
 impl Api {
+    /// A companion on `db` storing files in `store`, with `extra` settings.
+    async fn spawn(store: &LocalS3, db: &TestDb, extra: &[(&'static str, &str)]) -> Api {
+        let mut env = store.companion_env(S3_BUCKET);
+        env.push(("DATABASE_URL", db.url.clone()));
+        env.push(("REDIS_URL", careplane_tests::redis_url()));
+        env.push(("RATE_LIMIT_REDIS_PREFIX", careplane_tests::unique_prefix()));
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        Api { http: reqwest::Client::new(), companion: Companion::spawn(&env_refs).await.unwrap() }
+    }
+
     async fn call(&self, method: reqwest::Method, path: &str, token: &str, body: Option<Value>) -> (StatusCode, Value) {
         let mut request = self.http.request(method, self.companion.url(path)).bearer_auth(token);
         if let Some(body) = body {
@@ -148,17 +159,12 @@ async fn access_log(conn: &mut PgConnection, actor: Uuid) -> Vec<(String, String
 
 #[tokio::test]
 async fn medical_files_through_presigned_urls_only_for_the_care_team() {
-    let (moto, db) = tokio::join!(Moto::start(), TestDb::migrated());
+    let (moto, db) = tokio::join!(LocalS3::moto(), TestDb::migrated());
     let (moto, db) = (moto.unwrap(), db.unwrap());
     moto.create_bucket(S3_BUCKET).await.unwrap();
     let mut conn = db.connect().await.unwrap();
     let w = world(&mut conn).await;
-    let mut env: Vec<(&str, String)> = moto.companion_env(S3_BUCKET);
-    env.push(("DATABASE_URL", db.url.clone()));
-    env.push(("REDIS_URL", careplane_tests::redis_url()));
-    env.push(("RATE_LIMIT_REDIS_PREFIX", careplane_tests::unique_prefix()));
-    let env_refs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let api = Api { http: reqwest::Client::new(), companion: Companion::spawn(&env_refs).await.unwrap() };
+    let api = Api::spawn(&moto, &db, &[]).await;
     let (patient, other_patient) = (token(w.patient, "patient"), token(w.other_patient, "patient"));
     let (doctor, other_doctor) = (token(w.doctor, "doctor"), token(w.other_doctor, "doctor"));
     let dispatcher = token(w.dispatcher, "dispatcher");
@@ -321,6 +327,45 @@ async fn medical_files_through_presigned_urls_only_for_the_care_team() {
     for entry in [("upload_url", "granted"), ("complete", "rejected"), ("complete", "granted"), ("download_url", "granted")] {
         assert!(patient_log.contains(&(entry.0.into(), entry.1.into())), "{entry:?} in {patient_log:?}");
     }
+}
+
+#[tokio::test]
+async fn expired_urls_are_refused_by_the_store() {
+    let (store, db) = tokio::join!(LocalS3::s3rver(S3_BUCKET), TestDb::migrated());
+    let (store, db) = (store.unwrap(), db.unwrap());
+    let w = world(&mut db.connect().await.unwrap()).await;
+    let ttl = [("FILES_UPLOAD_URL_TTL_SECONDS", "5"), ("FILES_DOWNLOAD_URL_TTL_SECONDS", "5")];
+    let api = Api::spawn(&store, &db, &ttl).await;
+    let patient = token(w.patient, "patient");
+    let new_upload = || json!({"bucket": "medical-records", "attach_to": w.patient, "file_name": "lab.pdf",
+                               "content_type": "application/pdf", "size": 100});
+
+    // Within its lifetime each URL works.
+    let (status, body) = api.upload_url(&patient, new_upload()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["data"]["attachment"]["id"].as_str().unwrap().to_owned();
+    let (status, text) = api.put(&body["data"]["upload"], pdf(100), &[]).await;
+    assert_eq!(status, StatusCode::OK, "{text}");
+    let (status, body) = api.complete(&patient, &id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = api.download_url(&patient, &id).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let download = body["data"]["download"]["url"].as_str().unwrap().to_owned();
+    assert_eq!(api.http.get(&download).send().await.unwrap().status(), StatusCode::OK);
+    let (status, body) = api.upload_url(&patient, new_upload()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let late_upload = body["data"]["upload"].clone();
+
+    // Past it, the store refuses both.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let response = api.http.get(&download).send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("Request has expired"), "{text}");
+    let (status, text) = api.put(&late_upload, pdf(100), &[]).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
+    assert!(text.contains("Request has expired"), "{text}");
 }
 
 #[tokio::test]
