@@ -109,7 +109,21 @@ fi
 # A user token (every /v1 operation but one acts for a signed-in user) and a service_role key
 # shaped like Supabase's (iss "supabase", role service_role, no sub) for the one that is
 # service_role only. Both are handed to schemathesis through the environment, not argv.
-CAREPLANE_USER_TOKEN="$(SUPABASE_JWT_SECRET="$secret" "$COMPANION" token --sub "$(cat /proc/sys/kernel/random/uuid)" --role patient)"
+user_sub="$(cat /proc/sys/kernel/random/uuid)"
+CAREPLANE_USER_TOKEN="$(SUPABASE_JWT_SECRET="$secret" "$COMPANION" token --sub "$user_sub" --role patient)"
+# The user exists and has one completed medical record, so the two file operations taking an
+# id are fuzzed with it (their answers for ids that are not the caller's are all 403).
+CAREPLANE_FILE_ID="$(cat /proc/sys/kernel/random/uuid)"
+psql -d "$db" -v ON_ERROR_STOP=1 -q -v sub="$user_sub" -v file="$CAREPLANE_FILE_ID" >/dev/null <<'SQL'
+insert into auth.users (id, email) values (:'sub', 'schemathesis@example.test');
+insert into storage.objects (bucket_id, name, owner, owner_id)
+values ('medical-records', :'sub' || '/' || :'file' || '/lab.pdf', :'sub', :'sub');
+insert into public.attachments (id, bucket_id, object_name, file_name, content_type, size_bytes, sha256, status,
+                                uploaded_by, patient_id, completed_at)
+values (:'file', 'medical-records', :'sub' || '/' || :'file' || '/lab.pdf', 'lab.pdf', 'application/pdf', 10,
+        sha256('lab'), 'ready', :'sub', :'sub', now());
+SQL
+export CAREPLANE_FILE_ID
 CAREPLANE_SERVICE_TOKEN="$(SECRET="$secret" python3 - <<'PY'
 import base64, hashlib, hmac, json, os, time
 def b64(raw): return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
@@ -134,6 +148,14 @@ fail-on = ["missing_auth", "rate_limited", "unmatched_filter"]
 [[operations]]
 include-path = "/v1/auth/introspect"
 headers = { Authorization = "Bearer ${CAREPLANE_SERVICE_TOKEN}" }
+
+[[operations]]
+include-path = "/v1/files/{id}/download-url"
+parameters = { id = "${CAREPLANE_FILE_ID}" }
+
+[[operations]]
+include-path = "/v1/files/{id}/complete"
+parameters = { id = "${CAREPLANE_FILE_ID}" }
 TOML
 
 # --- fuzz ----------------------------------------------------------------------------------------

@@ -30,22 +30,71 @@ use crate::error::{AppError, Envelope, ErrorEnvelope};
 use crate::files::{Presigned, StoreError};
 use crate::AppState;
 
+/// The Storage buckets that take attachments, and what an attachment in each hangs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileBucket {
+    /// A patient's documents; `attach_to` is the patient.
+    MedicalRecords,
+    /// Files of one consultation; `attach_to` is the consultation.
+    ConsultationFiles,
+    /// Attachments of a message; `attach_to` is one of the caller's messages.
+    MessageAttachments,
+}
+
+impl FileBucket {
+    fn id(self) -> &'static str {
+        match self {
+            FileBucket::MedicalRecords => "medical-records",
+            FileBucket::ConsultationFiles => "consultation-files",
+            FileBucket::MessageAttachments => "message-attachments",
+        }
+    }
+}
+
+/// What a file is (the `kind` check of `public.attachments`).
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttachmentKind {
+    LabResult,
+    Imaging,
+    Document,
+    Report,
+    Photo,
+}
+
+impl AttachmentKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            AttachmentKind::LabResult => "lab_result",
+            AttachmentKind::Imaging => "imaging",
+            AttachmentKind::Document => "document",
+            AttachmentKind::Report => "report",
+            AttachmentKind::Photo => "photo",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UploadUrlRequest {
-    /// `medical-records` (attach_to: the patient), `consultation-files` (attach_to: the
-    /// consultation) or `message-attachments` (attach_to: one of your messages).
-    pub bucket: String,
+    pub bucket: FileBucket,
     pub attach_to: Uuid,
-    /// The file's name: letters, digits, spaces and `. _ - ( ) + , ! @ =`, at most 255 bytes.
+    /// The file's name (`careplane_rules::files::is_valid_file_name`): letters, digits, spaces
+    /// and `. _ - ( ) + , ! @ =`, at most 255 bytes, not starting with a dot or a space nor
+    /// ending with a space.
+    #[schema(min_length = 1, max_length = 255, pattern = r"^[A-Za-z0-9_()+,!@=-]([A-Za-z0-9 _.()+,!@=-]*[A-Za-z0-9_.()+,!@=-])?$")]
     pub file_name: String,
-    /// Its media type, e.g. `application/pdf`; the bucket's `allowed_mime_types` apply.
+    /// Its media type without parameters, e.g. `application/pdf`; the bucket's
+    /// `allowed_mime_types` apply (415 otherwise).
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,126}$")]
     pub content_type: String,
-    /// Its exact size in bytes; the bucket's `file_size_limit` applies.
+    /// Its exact size in bytes; the bucket's `file_size_limit` applies (413 otherwise).
+    #[schema(minimum = 1)]
     pub size: i64,
-    /// `lab_result`, `imaging`, `document` (default), `report` or `photo`.
+    /// `document` when not given.
     #[serde(default)]
-    pub kind: Option<String>,
+    pub kind: Option<AttachmentKind>,
 }
 
 /// An attached file as the caller may see it.
@@ -127,29 +176,6 @@ impl From<Row> for Attachment {
 
 fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-/// What an attachment in each bucket hangs on, and the folder its object lies in.
-#[derive(Debug, Clone, Copy)]
-enum Target {
-    Patient,
-    Consultation,
-    Message,
-}
-
-impl Target {
-    fn of_bucket(bucket: &str) -> Result<Self, AppError> {
-        match bucket {
-            "medical-records" => Ok(Target::Patient),
-            "consultation-files" => Ok(Target::Consultation),
-            "message-attachments" => Ok(Target::Message),
-            _ => Err(AppError::status(
-                StatusCode::BAD_REQUEST,
-                "unknown_bucket",
-                "bucket must be medical-records, consultation-files or message-attachments",
-            )),
-        }
-    }
 }
 
 #[derive(Clone, Copy)]
@@ -250,12 +276,12 @@ async fn log_refusal<T>(
     request_body = UploadUrlRequest,
     responses(
         (status = 201, body = Envelope<UploadTicket>, description = "the pending attachment and a presigned PUT bound to its size and type"),
-        (status = 400, body = ErrorEnvelope, description = "a bad bucket, file name, content type or size; `error.code` says which"),
+        (status = 400, body = ErrorEnvelope, description = "a bad file name or content type, or malformed JSON; `error.code` says which"),
         (status = 401, body = ErrorEnvelope, description = "no token, or the token was refused"),
         (status = 403, body = ErrorEnvelope, description = "you may not attach files there (`not_permitted`); nothing was signed"),
         (status = 413, body = ErrorEnvelope, description = "the size is over the bucket's limit (`file_too_large`)"),
-        (status = 415, body = ErrorEnvelope, description = "the bucket does not take this content type (`content_type_not_allowed`)"),
-        (status = 422, body = ErrorEnvelope, description = "the body is not a valid request"),
+        (status = 415, body = ErrorEnvelope, description = "the bucket does not take this content type (`content_type_not_allowed`), or the body is not JSON (`unsupported_media_type`)"),
+        (status = 422, body = ErrorEnvelope, description = "the body is not a valid request (`validation_failed`), e.g. an unknown bucket"),
         (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),
         (status = 503, body = ErrorEnvelope, description = "file storage not configured (`files_not_configured`), or the database is unavailable"),
     )
@@ -266,18 +292,14 @@ pub async fn upload_url(
     Json(req): Json<UploadUrlRequest>,
 ) -> Result<(StatusCode, Envelope<UploadTicket>), AppError> {
     let store = store(&state)?;
-    let target = Target::of_bucket(&req.bucket)?;
-    let limits = bucket_limits(&state, &req.bucket).await?;
-    let upload = rules::check_upload(&limits, &req.file_name, &req.content_type, req.size).map_err(|e| {
-        let status = match e {
-            rules::FilesError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            rules::FilesError::TypeNotAllowed(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        AppError::status(status, e.code(), e.to_string())
-    })?;
-    let recorded = record_upload(&state, &user, target, &req, &upload).await;
-    let attachment = log_refusal(&state, &user, Action::UploadUrl, None, Some(&req.bucket), recorded).await?;
+    let bad_request = |e: rules::FilesError| AppError::status(StatusCode::BAD_REQUEST, e.code(), e.to_string());
+    if !rules::is_valid_file_name(&req.file_name) {
+        return Err(bad_request(rules::FilesError::InvalidFileName));
+    }
+    let content_type = rules::normalize_content_type(&req.content_type).ok_or(rules::FilesError::InvalidContentType).map_err(bad_request)?;
+    let limits = bucket_limits(&state, req.bucket.id()).await?;
+    let recorded = record_upload(&state, &user, &req, &content_type, &limits).await;
+    let attachment = log_refusal(&state, &user, Action::UploadUrl, None, Some(req.bucket.id()), recorded).await?;
     log_access(&state.db, &user, Action::UploadUrl, "granted", Some(attachment.id), Some(&attachment.bucket), None).await?;
     let key = crate::files::Store::key(&attachment.bucket, &attachment.object_name);
     let upload = store.presign_upload(&key, &attachment.content_type, attachment.size).into();
@@ -297,50 +319,61 @@ async fn bucket_limits(state: &AppState, bucket: &str) -> Result<BucketLimits, A
     Ok(BucketLimits { file_size_limit, allowed_mime_types })
 }
 
-/// As the caller: the object row and the pending attachment, each through its insert policy.
+/// As the caller: the object row through its insert policy (403 when refused), then the
+/// bucket's limits (so a caller learns them only for a place they may write), then the pending
+/// attachment through its insert policy. A refusal rolls everything back.
 async fn record_upload(
     state: &AppState,
     user: &AuthUser,
-    target: Target,
     req: &UploadUrlRequest,
-    upload: &Upload,
+    content_type: &str,
+    limits: &BucketLimits,
 ) -> Result<Attachment, AppError> {
     const WHAT: &str = "attach files there";
+    let bucket = req.bucket.id();
     let mut tx = begin_as_user(&state.db, user, Access::ReadWrite).await?;
-    let folder = match target {
-        Target::Message => sqlx::query_scalar::<_, Uuid>("select conversation_id from public.messages where id = $1")
+    let folder = match req.bucket {
+        FileBucket::MessageAttachments => sqlx::query_scalar::<_, Uuid>("select conversation_id from public.messages where id = $1")
             .bind(req.attach_to)
             .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?
             .ok_or_else(|| not_permitted(WHAT))?,
-        Target::Patient | Target::Consultation => req.attach_to,
+        FileBucket::MedicalRecords | FileBucket::ConsultationFiles => req.attach_to,
     };
     let id = Uuid::new_v4();
-    let object_name = rules::object_name(folder, id, &upload.file_name);
+    let object_name = rules::object_name(folder, id, &req.file_name);
     sqlx::query("insert into storage.objects (bucket_id, name, owner, owner_id) values ($1, $2, auth.uid(), auth.uid()::text)")
-        .bind(&req.bucket)
+        .bind(bucket)
         .bind(&object_name)
         .execute(&mut *tx)
         .await
         .map_err(denied_as(WHAT))?;
-    let on = |t: Target| matches!((t, target), (Target::Patient, Target::Patient) | (Target::Consultation, Target::Consultation) | (Target::Message, Target::Message)).then_some(req.attach_to);
+    let upload = rules::check_upload(limits, &req.file_name, content_type, req.size).map_err(|e| {
+        let status = match e {
+            rules::FilesError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            rules::FilesError::TypeNotAllowed(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        AppError::status(status, e.code(), e.to_string())
+    })?;
+    let on = |b: FileBucket| (req.bucket == b).then_some(req.attach_to);
     let row: Row = sqlx::query_as(&format!(
         "insert into public.attachments as a (id, bucket_id, object_name, kind, file_name, content_type, size_bytes,
                                               patient_id, consultation_id, message_id)
-         values ($1, $2, $3, coalesce($4, 'document'), $5, $6, $7, $8, $9, $10)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
          returning {COLUMNS}"
     ))
     .bind(id)
-    .bind(&req.bucket)
+    .bind(bucket)
     .bind(&object_name)
-    .bind(req.kind.as_deref())
+    .bind(req.kind.unwrap_or(AttachmentKind::Document).as_str())
     .bind(&upload.file_name)
     .bind(&upload.content_type)
     .bind(upload.size)
-    .bind(on(Target::Patient))
-    .bind(on(Target::Consultation))
-    .bind(on(Target::Message))
+    .bind(on(FileBucket::MedicalRecords))
+    .bind(on(FileBucket::ConsultationFiles))
+    .bind(on(FileBucket::MessageAttachments))
     .fetch_one(&mut *tx)
     .await
     .map_err(denied_as(WHAT))?;
@@ -375,6 +408,7 @@ async fn visible_attachment(state: &AppState, user: &AuthUser, id: Uuid) -> Resu
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the attachment")),
     responses(
+        (status = 400, body = ErrorEnvelope, description = "the id is not a UUID (`bad_request`)"),
         (status = 200, body = Envelope<DownloadTicket>, description = "the attachment and a presigned GET"),
         (status = 401, body = ErrorEnvelope, description = "no token, or the token was refused"),
         (status = 403, body = ErrorEnvelope, description = "you may not read this file, or there is none (`not_permitted`); nothing was signed"),
@@ -412,6 +446,7 @@ pub async fn download_url(
     security(("bearer" = [])),
     params(("id" = Uuid, Path, description = "the attachment")),
     responses(
+        (status = 400, body = ErrorEnvelope, description = "the id is not a UUID (`bad_request`)"),
         (status = 200, body = Envelope<Attachment>, description = "the attachment, ready, with its SHA-256 (completing again answers the same)"),
         (status = 401, body = ErrorEnvelope, description = "no token, or the token was refused"),
         (status = 403, body = ErrorEnvelope, description = "this is not your upload, or there is none (`not_permitted`)"),
