@@ -245,4 +245,6 @@ language sql security definer set search_path = '' as $$
   values (actor, actor_role, action, outcome, attachment, bucket, reason)
 $$;
 
-revoke all on all functions in schema private from public, anon, authenticated, service_role;
+revoke all on function private.attachment_conversation(), private.complete_attachment(uuid, uuid, bytea, text),
+  private.log_file_access(uuid, text, text, text, uuid, text, text), private.audit_log_is_append_only()
+  from public, anon, authenticated, service_role;
