@@ -105,7 +105,14 @@ pub enum StoreError {
     #[error("the store answered {0}")]
     Status(reqwest::StatusCode),
     #[error("the store could not be reached: {0}")]
-    Unreachable(#[from] reqwest::Error),
+    Unreachable(reqwest::Error),
+}
+
+impl From<reqwest::Error> for StoreError {
+    /// Without the URL: it names the object (a file name may be PHI) and carries a signature.
+    fn from(e: reqwest::Error) -> Self {
+        StoreError::Unreachable(e.without_url())
+    }
 }
 
 /// The S3-compatible store.
