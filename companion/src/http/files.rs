@@ -544,3 +544,33 @@ async fn remove(store: &crate::files::Store, key: &str) {
         tracing::warn!(error = %e, "removing a mismatched upload failed");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(size: Value) -> Result<UploadUrlRequest, serde_json::Error> {
+        serde_json::from_value(json!({"bucket": "medical-records", "attach_to": Uuid::nil(), "file_name": "a.pdf",
+                                      "content_type": "application/pdf", "size": size}))
+    }
+
+    #[test]
+    fn size_is_a_whole_number_as_json_schema_reads_it() {
+        assert_eq!(request(json!(1024)).unwrap().size, 1024);
+        assert_eq!(request(json!(1024.0)).unwrap().size, 1024);
+        assert!(request(json!(1024.5)).is_err());
+        assert!(request(json!(9_007_199_254_740_992.0_f64)).is_err(), "past 2^53 a float is not exact");
+        assert!(request(json!(u64::MAX)).is_err());
+        assert!(request(json!("1024")).is_err());
+    }
+
+    #[test]
+    fn unknown_buckets_and_fields_are_refused() {
+        let mut body = json!({"bucket": "avatars", "attach_to": Uuid::nil(), "file_name": "a.pdf", "content_type": "application/pdf", "size": 1});
+        assert!(serde_json::from_value::<UploadUrlRequest>(body.clone()).is_err());
+        body["bucket"] = json!("consultation-files");
+        assert_eq!(serde_json::from_value::<UploadUrlRequest>(body.clone()).unwrap().bucket.id(), "consultation-files");
+        body["owner"] = json!("someone");
+        assert!(serde_json::from_value::<UploadUrlRequest>(body).is_err());
+    }
+}
