@@ -479,7 +479,9 @@ pub async fn complete(
     let checked = check_stored(&state, store, &user, id).await;
     let (attachment, stored) = log_refusal(&state, &user, Action::Complete, Some(id), None, checked).await?;
     let Some(stored) = stored else {
-        return Ok(Envelope::new(attachment)); // already complete
+        // Already complete: the same answer, and the access logged like any other.
+        log_access(&state.db, &user, Action::Complete, "granted", Some(id), Some(&attachment.bucket), None).await?;
+        return Ok(Envelope::new(attachment));
     };
     // The companion's own role, acting for the uploader (the audit rows name them).
     let mut tx = state.db.begin().await.map_err(db_error)?;
