@@ -215,6 +215,8 @@ case "${1:-}" in
     export DB="$absent" DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$absent"
     export CAREPLANE_COMPANION_BIN="$COMPANION"
     export CAREPLANE_TEST_ADMIN_URL="${CAREPLANE_TEST_ADMIN_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/postgres}"
+    step "local S3 stores for the file tests (moto, s3rver; pinned, under target/)" \
+      bash -c 'scripts/moto.sh install && scripts/s3rver.sh install'
     step "Rust tests: rules, companion, end-to-end" rust_tests
     step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
     step "schemathesis over every companion operation" scripts/schemathesis.sh

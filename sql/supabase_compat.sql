@@ -134,3 +134,91 @@ $$;
 
 grant execute on function auth.uid(), auth.role(), auth.email(), auth.jwt()
   to anon, authenticated, service_role, supabase_auth_admin;
+
+-- Storage: the storage schema as Supabase Storage's migrations leave it -------------------------
+-- (supabase/storage migrations/tenant: 0002 schema, 0007 public, 0012/0014 bucket limits, 0017
+-- owner_id, 0002 path_tokens, 0036 helper functions). Policies on storage.objects decide who
+-- reads and writes; buckets are configuration.
+do $$
+begin
+  if not exists (select 1 from pg_catalog.pg_namespace where nspname = 'storage') then
+    create schema storage;
+  end if;
+end
+$$;
+grant usage on schema storage to anon, authenticated, service_role;
+
+create table if not exists storage.buckets (
+  id text not null primary key,
+  name text not null,
+  owner uuid,
+  owner_id text,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  public boolean default false,
+  avif_autodetection boolean default false,
+  file_size_limit bigint,
+  allowed_mime_types text[]
+);
+create unique index if not exists bname on storage.buckets using btree (name);
+
+create table if not exists storage.objects (
+  id uuid not null default gen_random_uuid() primary key,
+  bucket_id text references storage.buckets (id),
+  name text,
+  owner uuid,
+  owner_id text,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now(),
+  last_accessed_at timestamptz default now(),
+  metadata jsonb,
+  path_tokens text[] generated always as (string_to_array(name, '/')) stored,
+  version text,
+  user_metadata jsonb
+);
+create unique index if not exists bucketid_objname on storage.objects using btree (bucket_id, name);
+create index if not exists name_prefix_search on storage.objects (name text_pattern_ops);
+
+alter table storage.buckets enable row level security;
+alter table storage.objects enable row level security;
+-- Supabase grants the API roles every right on storage tables; row-level security decides.
+grant all on storage.buckets, storage.objects to anon, authenticated, service_role;
+
+do $$
+begin
+  if to_regprocedure('storage.foldername(text)') is null then
+    create function storage.foldername(name text) returns text[] language plpgsql immutable as $f$
+    declare
+      _parts text[];
+    begin
+      select string_to_array(name, '/') into _parts;
+      return _parts[1 : array_length(_parts, 1) - 1];
+    end
+    $f$;
+  end if;
+  if to_regprocedure('storage.filename(text)') is null then
+    create function storage.filename(name text) returns text language plpgsql as $f$
+    declare
+      _parts text[];
+    begin
+      select string_to_array(name, '/') into _parts;
+      return _parts[array_length(_parts, 1)];
+    end
+    $f$;
+  end if;
+  if to_regprocedure('storage.extension(text)') is null then
+    create function storage.extension(name text) returns text language plpgsql immutable as $f$
+    declare
+      _parts text[];
+      _filename text;
+    begin
+      select string_to_array(name, '/') into _parts;
+      select _parts[array_length(_parts, 1)] into _filename;
+      return reverse(split_part(reverse(_filename), '.', 1));
+    end
+    $f$;
+  end if;
+end
+$$;
+grant execute on function storage.foldername(text), storage.filename(text), storage.extension(text)
+  to anon, authenticated, service_role;

@@ -56,6 +56,8 @@ pub struct Config {
     /// are voided (`private.expire_pending_transfers()`); 0 turns the sweep off (e.g. when
     /// pg_cron runs it instead).
     pub ledger_expiry_interval: Option<Duration>,
+    /// `S3_*`, `FILES_*`: the file store (docs/files.md); `None` without `S3_ENDPOINT`.
+    pub files: Option<crate::files::FilesConfig>,
 }
 
 /// How access tokens are checked.
@@ -264,6 +266,7 @@ impl Config {
             auth,
             http,
             rate_limit,
+            files: crate::files::FilesConfig::from_lookup(&lookup)?,
         })
     }
 

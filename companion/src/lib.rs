@@ -14,6 +14,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
@@ -37,6 +38,8 @@ pub struct Inner {
     pub verifier: auth::Verifier,
     pub rate_limiter: ratelimit::RateLimiter,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The S3-compatible file store; `None` when `S3_ENDPOINT` is not set.
+    pub files: Option<files::Store>,
 }
 
 impl Deref for AppState {
@@ -62,6 +65,7 @@ impl AppState {
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
-        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics })))
+        let files = config.files.as_ref().map(files::Store::new).transpose()?;
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, files })))
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod currency;
 pub mod dispatch;
+pub mod files;
 pub mod geo;
 pub mod json;
 pub mod ledger;

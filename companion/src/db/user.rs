@@ -44,3 +44,16 @@ pub async fn act_as(conn: &mut PgConnection, role: &str, claims_json: &str) -> R
         .await?;
     Ok(())
 }
+
+/// Puts `user`'s verified claims in `request.jwt.claims` for the rest of the open transaction
+/// without changing role: the companion's own privileged work (functions in `private`) done
+/// for that user, whose audit rows then name them.
+pub async fn act_as_claims(conn: &mut PgConnection, user: &AuthUser) -> Result<(), AppError> {
+    let claims = serde_json::Value::Object((*user.claims).clone()).to_string();
+    sqlx::query("select set_config('request.jwt.claims', $1, true)")
+        .bind(claims)
+        .execute(conn)
+        .await
+        .map_err(db_error)?;
+    Ok(())
+}

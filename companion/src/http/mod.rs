@@ -1,5 +1,6 @@
 //! HTTP routes, one module per resource, and the middleware every route gets.
 
+pub mod files;
 pub mod health;
 pub mod introspect;
 pub mod me;
@@ -41,6 +42,7 @@ use crate::{metrics, ratelimit, AppState};
     tags(
         (name = "auth", description = "Supabase access tokens"),
         (name = "operations", description = "health, metrics, this document"),
+        (name = "files", description = "medical files: presigned upload and download URLs"),
     )
 )]
 struct ApiDoc;
@@ -75,6 +77,9 @@ pub fn router(state: AppState) -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(ping::ping))
         .routes(routes!(ping::auth_ping))
         .routes(routes!(introspect::introspect))
+        .routes(routes!(files::upload_url))
+        .routes(routes!(files::download_url))
+        .routes(routes!(files::complete))
         .route_layer(from_fn_with_state(state, ratelimit::limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))

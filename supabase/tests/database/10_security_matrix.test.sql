@@ -5,6 +5,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
+\ir helpers/files_world.psql
 
 create table tests.expectations (
   tbl text, op text, probe text,
@@ -92,7 +93,11 @@ insert into tests.expectations values
 ('notifications',           'select', null,                                                                                                          '0','1','1','0','0','0','0','2'),
 ('notifications',           'insert', $$insert into public.notifications (user_id, kind, title) values (auth.uid(), 'x', 'y')$$,                      '0','0','0','0','0','0','0','0'),
 ('notifications',           'update', 'read_at',                                                                                                     '0','1','1','0','0','0','0','0'),
-('notifications',           'delete', null,                                                                                                          '0','0','0','0','0','0','0','0');
+('notifications',           'delete', null,                                                                                                          '0','0','0','0','0','0','0','0'),
+('attachments',             'select', null,                                                                                                          '0','4','1','3','0','0','0','2'),
+('attachments',             'insert', $$insert into public.attachments (bucket_id, object_name, file_name, content_type, size_bytes, patient_id) values ('medical-records', auth.uid() || '/ab000000-0000-4000-8000-000000000009/x.pdf', 'x.pdf', 'application/pdf', 10, auth.uid())$$, '0','1','1','1','1','1','1','1'),
+('attachments',             'update', 'kind',                                                                                                        '0','0','0','0','0','0','0','0'),
+('attachments',             'delete', null,                                                                                                          '0','3','1','1','0','0','0','0');
 
 select plan((select count(*)::int * 8 + 1 from tests.expectations));
 
