@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod workers;
@@ -37,6 +38,7 @@ pub struct Inner {
     pub verifier: auth::Verifier,
     pub rate_limiter: ratelimit::RateLimiter,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub payments: payments::Payments,
 }
 
 impl Deref for AppState {
@@ -62,6 +64,7 @@ impl AppState {
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
-        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics })))
+        let payments = payments::Payments::new(&config.paystack);
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, payments })))
     }
 }
