@@ -29,6 +29,8 @@ alter table public.payments
   add column refunded_minor bigint not null default 0 check (refunded_minor >= 0),
   -- Why a payment needs a person: what did not match (codes, no personal data).
   add column review_reason jsonb,
+  -- What Paystack answered when initializing failed (the row stays initializing; the same key resumes it).
+  add column provider_error text check (length(provider_error) <= 500),
   add constraint refunded_at_most_paid check (refunded_minor <= amount_minor),
   -- A patient's idempotency key names one payment.
   add constraint payments_idempotency_key unique (patient_id, idempotency_key);
@@ -73,24 +75,24 @@ alter table private.webhook_inbox enable row level security;
 
 -- Clinic accounts (no owner) are unique per kind and currency only by convention, so their
 -- creation is serialised by an advisory lock; owned accounts by their unique key.
-create function private.ledger_account_for(owner uuid, kind text, currency text, flags text) returns uuid
+create function private.ledger_account_for(p_owner uuid, p_kind text, p_currency text, p_flags text) returns uuid
 language plpgsql security definer set search_path = '' as $$
 declare
   found uuid;
 begin
-  if owner is null then
-    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('careplane.ledger_account:' || kind || ':' || currency, 0));
+  if p_owner is null then
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended('careplane.ledger_account:' || p_kind || ':' || p_currency, 0));
   end if;
   select a.id into found from public.ledger_accounts a
-   where a.owner_id is not distinct from owner and a.kind = ledger_account_for.kind and a.currency = ledger_account_for.currency
+   where a.owner_id is not distinct from p_owner and a.kind = p_kind and a.currency = p_currency
    order by a.created_at, a.id limit 1;
   if found is null then
-    insert into public.ledger_accounts (owner_id, kind, currency, flags) values (owner, kind, currency, flags)
+    insert into public.ledger_accounts as a (owner_id, kind, currency, flags) values (p_owner, p_kind, p_currency, p_flags)
     on conflict (owner_id, kind, currency) do nothing
-    returning id into found;
+    returning a.id into found;
     if found is null then  -- a concurrent insert of the same owned account won
       select a.id into found from public.ledger_accounts a
-       where a.owner_id = owner and a.kind = ledger_account_for.kind and a.currency = ledger_account_for.currency;
+       where a.owner_id = p_owner and a.kind = p_kind and a.currency = p_currency;
     end if;
   end if;
   return found;
@@ -167,7 +169,7 @@ end
 $$;
 
 -- Write what the rules decided for a locked payment, in the caller's transaction. `change`:
---   status, review_reason, provider_reference, authorization_url, access_code,
+--   status, review_reason, provider_error, provider_reference, authorization_url, access_code,
 --   provider_transaction_id, refunded_minor   (columns to set; absent: unchanged)
 --   paid: true       paid_at is now (unless it was set)
 --   transfer: {id, kind, legs, description, reverses}   (posted through the ledger's writer)
@@ -206,6 +208,7 @@ begin
   update public.payments x set
     status = coalesce(change ->> 'status', x.status),
     review_reason = case when change ? 'review_reason' then change -> 'review_reason' else x.review_reason end,
+    provider_error = case when change ? 'provider_error' then change ->> 'provider_error' else x.provider_error end,
     provider_reference = coalesce(change ->> 'provider_reference', x.provider_reference),
     authorization_url = coalesce(change ->> 'authorization_url', x.authorization_url),
     access_code = coalesce(change ->> 'access_code', x.access_code),

@@ -120,14 +120,17 @@ pub async fn create(
             if status != Some(PaymentStatus::Initializing) {
                 return Err(refusal(rules::PaymentError::AlreadyPaid(existing["provider_reference"].as_str().unwrap_or_default().into())));
             }
-            let busy = existing["seconds_since_update"].as_f64().unwrap_or(f64::MAX) < state.config.paystack.timeout.as_secs_f64() + 1.0;
+            // Another request with this key may be waiting for Paystack right now (a failed
+            // attempt records its error, so it is not waiting).
+            let busy = existing["provider_error"].is_null()
+                && existing["seconds_since_update"].as_f64().unwrap_or(f64::MAX) < state.config.paystack.timeout.as_secs_f64() + 1.0;
             if busy {
                 return Err(AppError::status(StatusCode::CONFLICT, "payment_initializing", "this payment is being initialized; retry shortly"));
             }
             // Resume: Paystack never answered for the old reference, so ask under a new one.
             let id: Uuid = existing["id"].as_str().and_then(|s| s.parse().ok()).unwrap_or_default();
             let reference = new_reference();
-            service::apply(&mut tx, id, &json!({"provider_reference": reference})).await.map_err(db_error)?;
+            service::apply(&mut tx, id, &json!({"provider_reference": reference, "provider_error": null})).await.map_err(db_error)?;
             (id, reference, existing["amount_minor"].as_i64().unwrap_or(0), existing["currency"].as_str().unwrap_or_default().to_owned())
         }
         _ => {
@@ -175,7 +178,15 @@ pub async fn create(
         request["callback_url"] = url.clone().into();
     }
     // The row stays `initializing` (not in flight) if this fails; the same key resumes it.
-    let checkout = state.payments.paystack.initialize(&request, &public_base(&headers)).await?;
+    let checkout = match state.payments.paystack.initialize(&request, &public_base(&headers)).await {
+        Ok(checkout) => checkout,
+        Err(e) => {
+            let mut tx = service_tx(&state.db).await.map_err(db_error)?;
+            service::apply(&mut tx, payment_id, &json!({"provider_error": e.to_string()})).await.map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            return Err(e.into());
+        }
+    };
     let mut tx = service_tx(&state.db).await.map_err(db_error)?;
     service::apply(
         &mut tx,
