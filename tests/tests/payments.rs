@@ -594,3 +594,88 @@ async fn the_payment_status_constraint_is_the_rules_list() {
     rules.sort();
     assert_eq!(named, rules, "{refunds}");
 }
+
+#[tokio::test]
+async fn without_a_key_the_sandbox_checkout_pays_and_refunds_through_signed_webhooks() {
+    let w = World::new(&[("PAYSTACK_SECRET_KEY", "")]).await;
+    let appointment = w.appointment().await;
+    let (s, body) = w
+        .post_payment(w.patient, "patient", appointment, "sandbox")
+        .await;
+    assert_eq!(s, 200, "{body}");
+    let url = body["data"]["authorization_url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reference = body["data"]["reference"].as_str().unwrap().to_owned();
+    assert_eq!(
+        url,
+        w.app
+            .url(&format!("/sandbox/paystack/checkout/{reference}")),
+        "a local checkout page"
+    );
+    let page = w.http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("value=\"pay\"")
+            && page.contains("value=\"decline\"")
+            && page.contains("100.00"),
+        "{page}"
+    );
+    let no_redirect = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let res = no_redirect
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("action=pay")
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_redirection(), "{}", res.status());
+    w.wait_status(&reference, PaymentStatus::Succeeded).await;
+    let payment: Uuid =
+        sqlx::query_scalar("select id from public.payments where provider_reference = $1")
+            .bind(&reference)
+            .fetch_one(&mut w.conn().await)
+            .await
+            .unwrap();
+    assert_eq!(w.transfers(payment).await, (1, 0));
+    // The sandbox refunds at once and announces it with a signed refund.processed.
+    let res = w
+        .http
+        .post(w.app.url(&format!("/v1/payments/{reference}/refund")))
+        .bearer_auth(token(w.admin, "admin"))
+        .json(&json!({"amount_minor": 2_500}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    w.wait_status(&reference, PaymentStatus::PartiallyRefunded)
+        .await;
+    assert_eq!(w.transfers(payment).await, (1, 1));
+    assert_eq!(
+        w.fake.calls("initialize") + w.fake.calls("verify") + w.fake.calls("refund"),
+        0,
+        "nothing left the machine"
+    );
+    w.assert_ledger_clean().await;
+
+    // With a key the sandbox does not exist.
+    let keyed = spawn(
+        &w.env
+            .iter()
+            .filter(|(k, _)| k != "PAYSTACK_SECRET_KEY")
+            .cloned()
+            .chain([("PAYSTACK_SECRET_KEY".to_owned(), SECRET.to_owned())])
+            .collect::<Vec<_>>(),
+    )
+    .await;
+    let res = w
+        .http
+        .get(keyed.url(&format!("/sandbox/paystack/checkout/{reference}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
