@@ -75,6 +75,10 @@ fn new_reference() -> String {
     responses(
         (status = 200, body = Envelope<Checkout>, description = "where to pay"),
         (status = 400, body = ErrorEnvelope, description = "no Idempotency-Key, or a malformed body"),
+        (status = 401, body = ErrorEnvelope, description = "no token, or the token was refused"),
+        (status = 415, body = ErrorEnvelope, description = "the body is not JSON"),
+        (status = 422, body = ErrorEnvelope, description = "the body does not have the documented shape, or a rule refused it"),
+        (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),
         (status = 403, body = ErrorEnvelope, description = "the caller is not the appointment's patient"),
         (status = 404, body = ErrorEnvelope, description = "no appointment the caller may see"),
         (status = 409, body = ErrorEnvelope, description = "cancelled, already paid, or a payment in progress"),
@@ -216,7 +220,10 @@ async fn read_as_user(state: &AppState, user: &AuthUser, reference: &str) -> Res
     params(("reference" = String, Path)),
     responses(
         (status = 200, body = Envelope<Object>, description = "the payment; `meta.verified` says whether Paystack was asked"),
+        (status = 401, body = ErrorEnvelope, description = "no token, or the token was refused"),
         (status = 404, body = ErrorEnvelope, description = "no payment the caller may see"),
+        (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),
+        (status = 503, body = ErrorEnvelope, description = "the database is unavailable"),
     )
 )]
 pub async fn show(State(state): State<AppState>, user: AuthUser, Path(reference): Path<String>) -> Result<Response, AppError> {
@@ -263,10 +270,14 @@ pub struct RefundAnswer {
     request_body = RefundRequest,
     responses(
         (status = 200, body = Envelope<RefundAnswer>, description = "submitted to Paystack"),
+        (status = 400, body = ErrorEnvelope, description = "a malformed body"),
+        (status = 401, body = ErrorEnvelope, description = "no token, or the token was refused"),
+        (status = 415, body = ErrorEnvelope, description = "the body is not JSON"),
+        (status = 422, body = ErrorEnvelope, description = "the body does not have the documented shape, or a rule refused it"),
+        (status = 429, body = ErrorEnvelope, description = "rate limited; see `Retry-After`"),
         (status = 403, body = ErrorEnvelope, description = "not an admin"),
         (status = 404, body = ErrorEnvelope, description = "no payment the caller may see"),
         (status = 409, body = ErrorEnvelope, description = "not paid"),
-        (status = 422, body = ErrorEnvelope, description = "more than remains refundable"),
         (status = 502, body = ErrorEnvelope, description = "Paystack refused; the refund is recorded as failed"),
         (status = 503, body = ErrorEnvelope, description = "Paystack did not answer; the refund is recorded as failed"),
     )
@@ -310,9 +321,12 @@ pub async fn refund(
     path = "/webhooks/paystack",
     tag = "payments",
     responses(
-        (status = 200, description = "stored (or a duplicate of a stored event)"),
+        (status = 200, description = "stored (or a duplicate of a stored event): `data.stored` says which"),
+        (status = 400, body = ErrorEnvelope, description = "signed, but not a Paystack event (no JSON, no event name)"),
         (status = 401, body = ErrorEnvelope, description = "x-paystack-signature missing or wrong; nothing stored"),
         (status = 403, body = ErrorEnvelope, description = "the source address is not in PAYSTACK_ALLOWED_IPS"),
+        (status = 413, body = ErrorEnvelope, description = "larger than BODY_LIMIT_BYTES"),
+        (status = 503, body = ErrorEnvelope, description = "the database is unavailable: Paystack retries later"),
     )
 )]
 pub async fn webhook(State(state): State<AppState>, request: Request) -> Result<Response, AppError> {
