@@ -93,6 +93,9 @@ pub struct PaystackConfig {
     pub inbox_lease: Duration,
     /// `PAYSTACK_INBOX_MAX_ATTEMPTS`: attempts before a row is given up (`failed_at`).
     pub inbox_max_attempts: u32,
+    /// `PAYMENT_WORKERS`: run the inbox, refund and reconciliation workers in this instance
+    /// (`false`: it only takes webhooks and payments, and other instances apply them).
+    pub workers: bool,
 }
 
 impl PaystackConfig {
@@ -370,6 +373,7 @@ fn paystack_config(
         inbox_poll: Duration::from_millis(at_least_one("PAYSTACK_INBOX_POLL_MS", "1000")?),
         inbox_lease: Duration::from_secs(at_least_one("PAYSTACK_INBOX_LEASE_SECONDS", "60")?),
         inbox_max_attempts: u32::try_from(at_least_one("PAYSTACK_INBOX_MAX_ATTEMPTS", "10")?).unwrap_or(u32::MAX),
+        workers: parse_bool("PAYMENT_WORKERS", &get("PAYMENT_WORKERS", "true"))?,
     })
 }
 

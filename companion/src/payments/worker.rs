@@ -245,6 +245,9 @@ pub async fn inbox_stats(db: &PgPool) -> Result<InboxStats, sqlx::Error> {
 
 /// Spawns the payment workers (main calls this once).
 pub fn spawn_all(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    if !state.config.paystack.workers {
+        return Vec::new();
+    }
     let mut tasks = vec![
         tokio::spawn(run_inbox(state.clone())),
         tokio::spawn(run_refunds(state.clone(), state.config.paystack.inbox_poll.max(Duration::from_secs(1)))),
