@@ -40,6 +40,8 @@ struct Inner {
     calls: HashMap<&'static str, usize>,
     /// Answer initialize with this status and an error body (Some(500): Paystack failing).
     initialize_fails_with: Option<u16>,
+    /// Answer verify with this status and an error body.
+    verify_fails_with: Option<u16>,
     last_initialize: Option<Value>,
 }
 
@@ -112,6 +114,10 @@ impl FakePaystack {
 
     pub fn fail_initialize(&self, status: Option<u16>) {
         self.inner.lock().unwrap().initialize_fails_with = status;
+    }
+
+    pub fn fail_verify(&self, status: Option<u16>) {
+        self.inner.lock().unwrap().verify_fails_with = status;
     }
 
     /// Verify requests wait while held.
@@ -197,6 +203,9 @@ async fn verify(State(fake): State<FakePaystack>, headers: HeaderMap, Path(refer
         }
     }
     let inner = fake.inner.lock().unwrap();
+    if let Some(status) = inner.verify_fails_with {
+        return error(StatusCode::from_u16(status).unwrap(), "An error occurred", "unknown");
+    }
     let Some(tx) = inner.transactions.get(&reference) else {
         return error(StatusCode::BAD_REQUEST, "Transaction reference not found", "transaction_not_found");
     };

@@ -328,6 +328,33 @@ async fn a_forged_or_unsigned_webhook_is_401_and_stores_nothing_and_a_refused_so
     assert_eq!(res.status(), 200);
     w.wait_status(&reference, PaymentStatus::Succeeded).await;
     w.assert_ledger_clean().await;
+
+    // A signed webhook Paystack knows nothing of: stored, given up, and visible.
+    let (unknown, sig) = w.fake.signed(&json!({"event": "charge.success", "data": {"reference": "cp_unknown", "amount": 1, "currency": "NGN"}}));
+    let res = w
+        .http
+        .post(proxied.url("/webhooks/paystack"))
+        .header("x-paystack-signature", &sig)
+        .header("x-forwarded-for", "52.31.139.75")
+        .body(unknown)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut health = Value::Null;
+    for _ in 0..100 {
+        health = w.http.get(proxied.url("/health/detailed")).send().await.unwrap().json().await.unwrap();
+        if health["payments_inbox"]["status"] == "failing" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(health["payments_inbox"]["status"], "failing", "{health}");
+    assert_eq!(health["payments_inbox"]["counts"]["dead"], 1);
+    assert_eq!(health["status"], "ok", "a failing inbox does not take the instance out of service");
+    let metrics = w.http.get(proxied.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(metrics.lines().any(|l| l == "careplane_webhook_inbox_dead{provider=\"paystack\"} 1"), "{metrics}");
+    assert!(metrics.contains("careplane_webhook_inbox_processed_total{provider=\"paystack\",outcome=\"dead\"} 1"), "{metrics}");
 }
 
 #[tokio::test]
@@ -393,6 +420,32 @@ async fn killed_after_storing_and_before_applying_the_webhook_is_posted_once_aft
             .unwrap();
     assert!(processed);
     assert_eq!(attempts, 2, "claimed before the crash and once after");
+    w.assert_ledger_clean().await;
+}
+
+#[tokio::test]
+async fn paystack_failing_while_applying_is_retried_with_backoff_and_shows_until_it_passes() {
+    let w = World::new(&[]).await;
+    let (reference, payment) = w.pending_payment().await;
+    w.fake.pay(&reference);
+    w.fake.fail_verify(Some(503));
+    let (body, sig) = w.fake.charge_success(&reference);
+    assert_eq!(w.send(&body, Some(&sig)).await, 200);
+    let mut health = Value::Null;
+    for _ in 0..100 {
+        health = w.http.get(w.app.url("/health/detailed")).send().await.unwrap().json().await.unwrap();
+        if health["payments_inbox"]["status"] == "retrying" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(health["payments_inbox"]["status"], "retrying", "{health}");
+    assert_eq!(w.status(&reference).await, "pending");
+    w.fake.fail_verify(None);
+    w.wait_status(&reference, PaymentStatus::Succeeded).await; // the next attempt, 2 s later
+    assert_eq!(w.transfers(payment).await, (1, 0));
+    let health: Value = w.http.get(w.app.url("/health/detailed")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(health["payments_inbox"]["status"], "ok", "{health}");
     w.assert_ledger_clean().await;
 }
 

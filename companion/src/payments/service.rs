@@ -35,8 +35,13 @@ impl From<sqlx::Error> for Failure {
 }
 
 impl From<PaystackError> for Failure {
+    /// Paystack refusing a request (a 4xx: an unknown reference, a bad key) will refuse it again;
+    /// anything else may pass on a later attempt.
     fn from(e: PaystackError) -> Self {
-        Failure::Retry(e.to_string())
+        match &e {
+            PaystackError::Refused { status, .. } if (400..500).contains(status) => Failure::Permanent(e.to_string()),
+            _ => Failure::Retry(e.to_string()),
+        }
     }
 }
 
