@@ -344,7 +344,6 @@ pub struct RefundPosting {
 }
 
 /// Posts a refund the provider processed. `other_in_flight`: other refunds still submitted.
-#[allow(clippy::too_many_arguments)]
 pub fn refund_processed(
     payment_currency: &str,
     charge: Split,
