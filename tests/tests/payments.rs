@@ -178,6 +178,19 @@ impl World {
     }
 }
 
+/// `/health/detailed` once its `payments_inbox.status` is `want` (or after 10 s, as it was).
+async fn inbox_health(http: &reqwest::Client, app: &Companion, want: &str) -> Value {
+    let mut health = Value::Null;
+    for _ in 0..100 {
+        health = http.get(app.url("/health/detailed")).send().await.unwrap().json().await.unwrap();
+        if health["payments_inbox"]["status"] == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    health
+}
+
 async fn spawn(env: &[(String, String)]) -> Companion {
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     Companion::spawn(&pairs).await.unwrap()
@@ -341,20 +354,14 @@ async fn a_forged_or_unsigned_webhook_is_401_and_stores_nothing_and_a_refused_so
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let mut health = Value::Null;
-    for _ in 0..100 {
-        health = w.http.get(proxied.url("/health/detailed")).send().await.unwrap().json().await.unwrap();
-        if health["payments_inbox"]["status"] == "failing" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let health = inbox_health(&w.http, &proxied, "failing").await;
     assert_eq!(health["payments_inbox"]["status"], "failing", "{health}");
     assert_eq!(health["payments_inbox"]["counts"]["dead"], 1);
     assert_eq!(health["status"], "ok", "a failing inbox does not take the instance out of service");
     let metrics = w.http.get(proxied.url("/metrics")).send().await.unwrap().text().await.unwrap();
     assert!(metrics.lines().any(|l| l == "careplane_webhook_inbox_dead{provider=\"paystack\"} 1"), "{metrics}");
-    assert!(metrics.contains("careplane_webhook_inbox_processed_total{provider=\"paystack\",outcome=\"dead\"} 1"), "{metrics}");
+    // (Which of the three companions sharing this database gave the row up is not fixed, so the
+    // per-instance careplane_webhook_inbox_processed_total is not asserted here.)
 }
 
 #[tokio::test]
@@ -431,14 +438,7 @@ async fn paystack_failing_while_applying_is_retried_with_backoff_and_shows_until
     w.fake.fail_verify(Some(503));
     let (body, sig) = w.fake.charge_success(&reference);
     assert_eq!(w.send(&body, Some(&sig)).await, 200);
-    let mut health = Value::Null;
-    for _ in 0..100 {
-        health = w.http.get(w.app.url("/health/detailed")).send().await.unwrap().json().await.unwrap();
-        if health["payments_inbox"]["status"] == "retrying" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let health = inbox_health(&w.http, &w.app, "retrying").await;
     assert_eq!(health["payments_inbox"]["status"], "retrying", "{health}");
     assert_eq!(w.status(&reference).await, "pending");
     w.fake.fail_verify(None);

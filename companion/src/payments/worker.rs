@@ -143,13 +143,19 @@ pub async fn reconcile(state: &AppState) -> Result<usize, sqlx::Error> {
     Ok(references.len())
 }
 
-pub async fn run_reconcile(state: AppState, interval: Duration) {
+/// Runs `pass` every `interval` until the task is dropped; a failed pass is logged and the next
+/// tick tries again (the database being briefly away must not stop the worker).
+async fn every<F, Fut>(interval: Duration, what: &'static str, pass: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<usize, sqlx::Error>>,
+{
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        if let Err(error) = reconcile(&state).await {
-            tracing::warn!(%error, "paystack reconciliation: database unavailable; retrying next interval");
+        if let Err(error) = pass().await {
+            tracing::warn!(%error, "{what}: database unavailable; retrying next interval");
         }
     }
 }
@@ -211,17 +217,6 @@ async fn refund_one(state: &AppState, id: Uuid, reference: &str) -> Result<(), F
     service::submit_refund(state, id, reference, amount, Some(retry)).await.map(|_| ())
 }
 
-pub async fn run_refunds(state: AppState, interval: Duration) {
-    let mut ticker = tokio::time::interval(interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticker.tick().await;
-        if let Err(error) = refund_pass(&state).await {
-            tracing::warn!(%error, "payment refunds: database unavailable; retrying next interval");
-        }
-    }
-}
-
 /// The inbox as `/health/detailed` and `/metrics` report it.
 #[derive(Debug, Clone, Copy, serde::Serialize, utoipa::ToSchema)]
 pub struct InboxStats {
@@ -248,12 +243,17 @@ pub fn spawn_all(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
     if !state.config.paystack.workers {
         return Vec::new();
     }
+    let refunds = state.clone();
     let mut tasks = vec![
         tokio::spawn(run_inbox(state.clone())),
-        tokio::spawn(run_refunds(state.clone(), state.config.paystack.inbox_poll.max(Duration::from_secs(1)))),
+        tokio::spawn(async move {
+            let interval = refunds.config.paystack.inbox_poll.max(Duration::from_secs(1));
+            every(interval, "payment refunds", || refund_pass(&refunds)).await
+        }),
     ];
     if let Some(interval) = state.config.paystack.reconcile_interval {
-        tasks.push(tokio::spawn(run_reconcile(state.clone(), interval)));
+        let reconciler = state.clone();
+        tasks.push(tokio::spawn(async move { every(interval, "paystack reconciliation", || reconcile(&reconciler)).await }));
     }
     tasks
 }
