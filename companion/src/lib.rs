@@ -58,13 +58,13 @@ impl AppState {
         let db = PgPoolOptions::new()
             .max_connections(config.database_max_connections)
             .acquire_timeout(config.health_check_timeout)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
         let redis = redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
             .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?;
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
-        let payments = payments::Payments::new(&config.paystack);
+        let payments = payments::Payments::new(&config, options);
         Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, payments })))
     }
 }

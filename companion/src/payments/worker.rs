@@ -78,31 +78,49 @@ pub async fn drain_inbox(state: &AppState) -> Result<usize, sqlx::Error> {
             return Ok(claimed);
         }
         claimed += rows.len();
-        for row in &rows {
-            let (outcome, retry_in) = match process(state, row).await {
-                Ok(()) => ("applied", None),
-                Err(Failure::Retry(e)) if u32::try_from(row.attempts).unwrap_or(u32::MAX) < config.inbox_max_attempts => {
-                    tracing::warn!(inbox_id = row.id, event = %row.event_type, attempt = row.attempts, error = %e, "paystack inbox: will retry");
-                    ("retry", Some((e, retry_delay(row.attempts).as_secs_f64())))
-                }
-                Err(e) => {
-                    tracing::error!(inbox_id = row.id, event = %row.event_type, attempt = row.attempts, error = %e, "paystack inbox: given up");
-                    ("dead", Some((e.to_string(), -1.0)))
-                }
-            };
-            metrics::counter!("careplane_webhook_inbox_processed_total", "provider" => "paystack", "outcome" => outcome).increment(1);
-            if let Some((error, seconds)) = retry_in {
-                let mut tx = service_tx(&state.db).await?;
-                sqlx::query("select private.webhook_failed($1, $2, $3)")
-                    .bind(row.id)
-                    .bind(error)
-                    .bind((seconds >= 0.0).then_some(seconds))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
+        // Rows of different payments are applied concurrently (each locks its payment; a
+        // payment's rows queue on that lock); the batch is finished before the next claim.
+        let mut batch = tokio::task::JoinSet::new();
+        for row in rows {
+            let state = state.clone();
+            batch.spawn(async move { apply_row(&state, row).await });
+        }
+        while let Some(done) = batch.join_next().await {
+            match done {
+                Ok(result) => result?,
+                Err(e) => tracing::error!(error = %e, "paystack inbox: a row's task failed"),
             }
         }
     }
+}
+
+/// Applies one claimed row and records the outcome (retry with backoff, or given up).
+async fn apply_row(state: &AppState, row: InboxRow) -> Result<(), sqlx::Error> {
+    let config = &state.config.paystack;
+    let row = &row;
+    let (outcome, retry_in) = match process(state, row).await {
+        Ok(()) => ("applied", None),
+        Err(Failure::Retry(e)) if u32::try_from(row.attempts).unwrap_or(u32::MAX) < config.inbox_max_attempts => {
+            tracing::warn!(inbox_id = row.id, event = %row.event_type, attempt = row.attempts, error = %e, "paystack inbox: will retry");
+            ("retry", Some((e, retry_delay(row.attempts).as_secs_f64())))
+        }
+        Err(e) => {
+            tracing::error!(inbox_id = row.id, event = %row.event_type, attempt = row.attempts, error = %e, "paystack inbox: given up");
+            ("dead", Some((e.to_string(), -1.0)))
+        }
+    };
+    metrics::counter!("careplane_webhook_inbox_processed_total", "provider" => "paystack", "outcome" => outcome).increment(1);
+    if let Some((error, seconds)) = retry_in {
+        let mut tx = service_tx(&state.db).await?;
+        sqlx::query("select private.webhook_failed($1, $2, $3)")
+            .bind(row.id)
+            .bind(error)
+            .bind((seconds >= 0.0).then_some(seconds))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+    }
+    Ok(())
 }
 
 /// The inbox worker: drains on every wake-up (a stored webhook) and every `PAYSTACK_INBOX_POLL_MS`.
