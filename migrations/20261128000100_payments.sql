@@ -277,15 +277,16 @@ language sql security definer set search_path = '' as $$
 $$;
 
 -- The webhook inbox -------------------------------------------------------------------------------
--- Stores a verified webhook once; true when it is new.
-create function private.webhook_store(provider text, event_id text, event_type text, payload jsonb) returns boolean
-language sql security definer set search_path = '' as $$
-  with stored as (
-    insert into private.webhook_inbox (provider, event_id, event_type, payload)
-    values (provider, event_id, event_type, payload)
-    on conflict do nothing
-    returning 1)
-  select exists (select 1 from stored)
+-- Stores a verified webhook once; true when it is new. (plpgsql, not SQL: its plan is kept
+-- between calls, and this is the webhook's hot path.)
+create function private.webhook_store(p_provider text, p_event_id text, p_event_type text, p_payload jsonb) returns boolean
+language plpgsql security definer set search_path = '' as $$
+begin
+  insert into private.webhook_inbox (provider, event_id, event_type, payload)
+  values (p_provider, p_event_id, p_event_type, p_payload)
+  on conflict do nothing;
+  return found;
+end
 $$;
 
 -- Claims up to max_rows due rows of `provider` for `lease_seconds` (SKIP LOCKED: concurrent
