@@ -58,6 +58,53 @@ pub struct Config {
     pub ledger_expiry_interval: Option<Duration>,
     /// `S3_*`, `FILES_*`: the file store (docs/files.md); `None` without `S3_ENDPOINT`.
     pub files: Option<crate::files::FilesConfig>,
+    pub paystack: PaystackConfig,
+}
+
+/// Paystack payments (docs/payments.md).
+#[derive(Debug, Clone)]
+pub struct PaystackConfig {
+    /// `PAYSTACK_SECRET_KEY`: the API key, which also signs webhooks. Unset: the sandbox (a
+    /// local checkout page; never active when a key is set).
+    pub secret_key: Option<SecretString>,
+    /// `PAYSTACK_BASE_URL`: the API (default `https://api.paystack.co`).
+    pub base_url: String,
+    /// `PAYSTACK_CALLBACK_URL`: where Paystack sends the patient after the checkout.
+    pub callback_url: Option<String>,
+    /// `PAYSTACK_ALLOWED_IPS`: comma-separated source addresses webhooks may come from (the
+    /// client IP as `TRUST_X_FORWARDED_FOR` decides it). Empty: any source.
+    pub allowed_ips: Vec<std::net::IpAddr>,
+    /// `PLATFORM_FEE_BPS`: the platform's share of each payment, in basis points (0–10000).
+    pub platform_fee_bps: u32,
+    /// `PAYMENT_REFUND_WINDOW_HOURS`: a paid appointment cancelled at least this long before
+    /// it starts is refunded automatically.
+    pub refund_window_hours: u32,
+    /// `PAYSTACK_RECONCILE_AFTER_SECONDS`: a payment still pending this long is verified by the
+    /// reconciliation job.
+    pub reconcile_after: Duration,
+    /// `PAYSTACK_RECONCILE_INTERVAL_SECONDS`: how often the job runs; 0 turns it off.
+    pub reconcile_interval: Option<Duration>,
+    /// `PAYSTACK_ABANDON_AFTER_SECONDS`: an abandoned checkout older than this fails.
+    pub abandon_after_seconds: i64,
+    /// `PAYSTACK_TIMEOUT_MS`: one call to Paystack.
+    pub timeout: Duration,
+    /// `PAYSTACK_INBOX_POLL_MS`: how often the inbox worker looks for due rows when nothing woke it.
+    pub inbox_poll: Duration,
+    /// `PAYSTACK_INBOX_LEASE_SECONDS`: how long a claimed row is the claimer's (a crashed
+    /// worker's rows are taken again after it).
+    pub inbox_lease: Duration,
+    /// `PAYSTACK_INBOX_MAX_ATTEMPTS`: attempts before a row is given up (`failed_at`).
+    pub inbox_max_attempts: u32,
+    /// `PAYMENT_WORKERS`: run the inbox, refund and reconciliation workers in this instance
+    /// (`false`: it only takes webhooks and payments, and other instances apply them).
+    pub workers: bool,
+}
+
+impl PaystackConfig {
+    /// The sandbox runs exactly when no secret key is configured.
+    pub fn sandbox(&self) -> bool {
+        self.secret_key.is_none()
+    }
 }
 
 /// How access tokens are checked.
@@ -253,6 +300,7 @@ impl Config {
             ),
         };
 
+        let paystack = paystack_config(&get, &opt)?;
         let expiry_seconds: u64 = parse("LEDGER_EXPIRY_INTERVAL_SECONDS", &get("LEDGER_EXPIRY_INTERVAL_SECONDS", "30"))?;
 
         Ok(Config {
@@ -267,6 +315,7 @@ impl Config {
             http,
             rate_limit,
             files: crate::files::FilesConfig::from_lookup(&lookup)?,
+            paystack,
         })
     }
 
@@ -279,6 +328,56 @@ impl Config {
     pub fn redis_url_redacted(&self) -> String {
         redact_url(self.redis_url.expose_secret())
     }
+}
+
+fn paystack_config(
+    get: &impl Fn(&'static str, &str) -> String,
+    opt: &impl Fn(&'static str) -> Option<String>,
+) -> Result<PaystackConfig, ConfigError> {
+    let base_url = get("PAYSTACK_BASE_URL", "https://api.paystack.co").trim_end_matches('/').to_owned();
+    require_scheme("PAYSTACK_BASE_URL", &base_url, &["http://", "https://"])?;
+    let callback_url = opt("PAYSTACK_CALLBACK_URL");
+    if let Some(url) = &callback_url {
+        require_scheme("PAYSTACK_CALLBACK_URL", url, &["http://", "https://"])?;
+    }
+    let allowed_ips = get("PAYSTACK_ALLOWED_IPS", "")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| parse("PAYSTACK_ALLOWED_IPS", s))
+        .collect::<Result<Vec<std::net::IpAddr>, _>>()?;
+    let platform_fee_bps: u32 = parse("PLATFORM_FEE_BPS", &get("PLATFORM_FEE_BPS", "0"))?;
+    if platform_fee_bps > 10_000 {
+        return Err(ConfigError { name: "PLATFORM_FEE_BPS", reason: "must be between 0 and 10000 (basis points)".into() });
+    }
+    let at_least_one = |name: &'static str, default: &str| -> Result<u64, ConfigError> {
+        let n: u64 = parse(name, &get(name, default))?;
+        if n == 0 {
+            return Err(ConfigError { name, reason: "must be at least 1".into() });
+        }
+        Ok(n)
+    };
+    let reconcile_interval: u64 = parse("PAYSTACK_RECONCILE_INTERVAL_SECONDS", &get("PAYSTACK_RECONCILE_INTERVAL_SECONDS", "60"))?;
+    let abandon_after: u64 = at_least_one("PAYSTACK_ABANDON_AFTER_SECONDS", "86400")?;
+    Ok(PaystackConfig {
+        secret_key: opt("PAYSTACK_SECRET_KEY").map(SecretString::from),
+        base_url,
+        callback_url,
+        allowed_ips,
+        platform_fee_bps,
+        refund_window_hours: parse("PAYMENT_REFUND_WINDOW_HOURS", &get("PAYMENT_REFUND_WINDOW_HOURS", "24"))?,
+        reconcile_after: Duration::from_secs(parse("PAYSTACK_RECONCILE_AFTER_SECONDS", &get("PAYSTACK_RECONCILE_AFTER_SECONDS", "900"))?),
+        reconcile_interval: (reconcile_interval > 0).then(|| Duration::from_secs(reconcile_interval)),
+        abandon_after_seconds: i64::try_from(abandon_after).map_err(|_| ConfigError {
+            name: "PAYSTACK_ABANDON_AFTER_SECONDS",
+            reason: "too large".into(),
+        })?,
+        timeout: Duration::from_millis(at_least_one("PAYSTACK_TIMEOUT_MS", "10000")?),
+        inbox_poll: Duration::from_millis(at_least_one("PAYSTACK_INBOX_POLL_MS", "1000")?),
+        inbox_lease: Duration::from_secs(at_least_one("PAYSTACK_INBOX_LEASE_SECONDS", "60")?),
+        inbox_max_attempts: u32::try_from(at_least_one("PAYSTACK_INBOX_MAX_ATTEMPTS", "10")?).unwrap_or(u32::MAX),
+        workers: parse_bool("PAYMENT_WORKERS", &get("PAYMENT_WORKERS", "true"))?,
+    })
 }
 
 fn parse<T: FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
@@ -408,6 +507,22 @@ mod tests {
         );
         assert_eq!(config(&[("CORS_ALLOWED_ORIGINS", "*")]).unwrap().http.cors_allowed_origins, CorsOrigins::Any);
         assert_eq!(config(&[]).unwrap().http.cors_allowed_origins, CorsOrigins::List(vec![]));
+    }
+
+    #[test]
+    fn paystack_settings_default_to_the_sandbox_and_are_checked() {
+        let c = config(&[]).unwrap();
+        assert!(c.paystack.sandbox());
+        assert_eq!(c.paystack.base_url, "https://api.paystack.co");
+        assert_eq!(c.paystack.platform_fee_bps, 0);
+        let c = config(&[("PAYSTACK_SECRET_KEY", "sk_test_x"), ("PAYSTACK_ALLOWED_IPS", "52.31.139.75, 52.49.173.169"),
+                         ("PLATFORM_FEE_BPS", "250")]).unwrap();
+        assert!(!c.paystack.sandbox());
+        assert_eq!(c.paystack.allowed_ips.len(), 2);
+        assert_eq!(c.paystack.platform_fee_bps, 250);
+        assert_eq!(config(&[("PLATFORM_FEE_BPS", "10001")]).unwrap_err().name, "PLATFORM_FEE_BPS");
+        assert_eq!(config(&[("PAYSTACK_ALLOWED_IPS", "paystack.com")]).unwrap_err().name, "PAYSTACK_ALLOWED_IPS");
+        assert_eq!(config(&[("PAYSTACK_BASE_URL", "api.paystack.co")]).unwrap_err().name, "PAYSTACK_BASE_URL");
     }
 
     #[test]

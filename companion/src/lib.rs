@@ -17,6 +17,7 @@ pub mod error;
 pub mod files;
 pub mod http;
 pub mod metrics;
+pub mod payments;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod workers;
@@ -40,6 +41,7 @@ pub struct Inner {
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The S3-compatible file store; `None` when `S3_ENDPOINT` is not set.
     pub files: Option<files::Store>,
+    pub payments: payments::Payments,
 }
 
 impl Deref for AppState {
@@ -59,13 +61,14 @@ impl AppState {
         let db = PgPoolOptions::new()
             .max_connections(config.database_max_connections)
             .acquire_timeout(config.health_check_timeout)
-            .connect_lazy_with(options);
+            .connect_lazy_with(options.clone());
         let redis = redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
             .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?;
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
         let files = config.files.as_ref().map(files::Store::new).transpose()?;
-        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, files })))
+        let payments = payments::Payments::new(&config, options);
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, files, payments })))
     }
 }

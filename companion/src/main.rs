@@ -156,6 +156,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let expiry = config.ledger_expiry_interval.map(|interval| {
         tokio::spawn(careplane_companion::workers::ledger_expiry::run(state.db.clone(), interval))
     });
+    let payment_workers = careplane_companion::payments::worker::spawn_all(&state);
     let router = app(state);
     let shutdown = shutdown_signal()?;
     print_banner(&config, addr);
@@ -165,6 +166,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(worker) = expiry {
         worker.abort();
     }
+    payment_workers.iter().for_each(|w| w.abort());
     tracing::info!("stopped");
     Ok(())
 }
@@ -187,11 +189,17 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
          tokens      {keys}; issuer {issuer}\n  \
          database    {db}\n  \
          redis       {redis}\n  \
-         providers   Paystack, Twilio, SendGrid: not wired in this version (nothing is sent)\n\n  \
+         providers   Twilio, SendGrid: not wired in this version (nothing is sent)\n  \
+         payments    {payments}\n\n  \
          Try: curl -s {base}/health/detailed\n",
         version = careplane_companion::VERSION,
         db = config.database_url_redacted(),
         redis = config.redis_url_redacted(),
+        payments = if config.paystack.sandbox() {
+            format!("Paystack SANDBOX (PAYSTACK_SECRET_KEY unset): checkout pages at {base}/sandbox/paystack/checkout/<reference>")
+        } else {
+            format!("Paystack at {}", config.paystack.base_url)
+        },
     );
     if auth.jwt_secret.is_some() {
         println!(

@@ -49,6 +49,17 @@ fn describe() {
     describe_counter!("careplane_rate_limited_total", "requests answered 429, by scope (ip, user)");
     describe_counter!("careplane_auth_rejections_total", "requests refused for their token, by reason");
     describe_counter!("careplane_jwks_fetches_total", "JWKS fetches, by outcome");
+    describe_counter!("careplane_paystack_webhooks_total", "Paystack webhooks received, by outcome (stored, duplicate, bad_signature, source_refused)");
+    describe_counter!("careplane_paystack_requests_total", "calls to Paystack, by operation and outcome");
+    describe_counter!("careplane_webhook_inbox_processed_total", "inbox rows worked on, by provider and outcome (applied, retry, dead)");
+    describe_counter!("careplane_payments_settled_total", "payments decided, by outcome");
+    describe_counter!("careplane_payment_refunds_total", "refunds, by outcome (submitted, processed)");
+    describe_counter!("careplane_payment_reconciliations_total", "payments verified by the reconciliation job, by resulting status");
+    describe_histogram!(
+        "careplane_payment_webhook_to_ledger_seconds",
+        Unit::Seconds,
+        "from storing a charge.success webhook to its ledger posting committed"
+    );
 }
 
 /// Outbox rows (SMS / email) with status `pending`, counted in `private.outbox` (the partial
@@ -83,6 +94,25 @@ fn outbox_depth_exposition(depth: i64) -> String {
     )
 }
 
+/// The Paystack webhook inbox, read from `private.webhook_inbox` at scrape time.
+fn inbox_exposition(s: &crate::payments::worker::InboxStats) -> String {
+    format!(
+        "# HELP careplane_webhook_inbox_waiting Paystack webhooks stored and not yet applied\n\
+         # TYPE careplane_webhook_inbox_waiting gauge\n\
+         careplane_webhook_inbox_waiting{{provider=\"paystack\"}} {}\n\
+         # HELP careplane_webhook_inbox_retrying waiting webhooks whose last attempt failed\n\
+         # TYPE careplane_webhook_inbox_retrying gauge\n\
+         careplane_webhook_inbox_retrying{{provider=\"paystack\"}} {}\n\
+         # HELP careplane_webhook_inbox_dead webhooks given up after the last attempt\n\
+         # TYPE careplane_webhook_inbox_dead gauge\n\
+         careplane_webhook_inbox_dead{{provider=\"paystack\"}} {}\n\
+         # HELP careplane_webhook_inbox_oldest_waiting_seconds age of the oldest waiting webhook\n\
+         # TYPE careplane_webhook_inbox_oldest_waiting_seconds gauge\n\
+         careplane_webhook_inbox_oldest_waiting_seconds{{provider=\"paystack\"}} {}\n",
+        s.waiting, s.retrying, s.dead, s.oldest_waiting_seconds
+    )
+}
+
 /// Middleware: counts and times every request under its matched route.
 pub async fn track(request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -113,6 +143,10 @@ pub async fn render(axum::extract::State(state): axum::extract::State<AppState>)
     match outbox_depth(&state.db, state.config.health_check_timeout).await {
         Ok(depth) => page.push_str(&outbox_depth_exposition(depth)),
         Err(error) => tracing::warn!(%error, "metrics: outbox depth unavailable; left out of this scrape"),
+    }
+    match tokio::time::timeout(state.config.health_check_timeout, crate::payments::worker::inbox_stats(&state.db)).await {
+        Ok(Ok(stats)) => page.push_str(&inbox_exposition(&stats)),
+        _ => tracing::warn!("metrics: webhook inbox counts unavailable; left out of this scrape"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response()
 }

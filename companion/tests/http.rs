@@ -254,14 +254,17 @@ async fn openapi_document_is_3_1_and_describes_every_route() {
             "/v1/files/{id}/complete",
             "/v1/files/{id}/download-url",
             "/v1/me",
-            "/v1/ping"
+            "/v1/payments",
+            "/v1/payments/{reference}",
+            "/v1/payments/{reference}/refund",
+            "/v1/ping",
+            "/webhooks/paystack",
         ]
     );
     // Every documented path answers something other than 404 (and each route is documented:
     // an undocumented route would be missing from the list above).
     for path in &paths {
-        let post = ["/v1/auth/introspect", "/v1/files/upload-url", "/v1/files/{id}/complete"];
-        let method = if post.contains(path) { "POST" } else { "GET" };
+        let method = if doc["paths"][*path].get("get").is_some() { "GET" } else { "POST" };
         let (status, _, _) = call_any(method, path).await;
         assert_ne!(status, StatusCode::NOT_FOUND, "{path}");
     }

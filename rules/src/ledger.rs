@@ -71,6 +71,7 @@ macro_rules! named_list {
         }
     };
 }
+pub(crate) use named_list;
 
 named_list! {
     /// Which balance an account may not let pass the other (at most one).

@@ -10,6 +10,7 @@ pub mod files;
 pub mod geo;
 pub mod json;
 pub mod ledger;
+pub mod payments;
 pub mod scheduling;
 pub mod triage;
 pub mod verdict;

@@ -85,6 +85,7 @@ impl Drop for TestDb {
 
 pub mod jwt;
 pub mod s3;
+pub mod paystack_fake;
 
 /// The HS256 secret companions spawned by the tests use unless the test configures keys itself.
 pub const TEST_JWT_SECRET: &str = "careplane-e2e-test-secret-not-for-production-0123456789";

@@ -76,6 +76,14 @@ async fn a_backup_restores_into_a_new_database_with_every_row_a_clean_ledger_rls
     .execute(&mut owner)
     .await
     .unwrap();
+    // The payment's path through the payments tables: its webhook in the inbox, a refund requested.
+    for sql in [
+        "select private.webhook_store('paystack', 'charge.success:cp_restore_drill_1', 'charge.success', '{\"event\": \"charge.success\"}')",
+        "select private.payment_apply(p.id, jsonb_build_object('refund', jsonb_build_object('id', gen_random_uuid(), 'amount_minor', 1000,
+           'reason', 'admin'))) from public.payments p where p.provider_reference = 'cp_restore_drill_1'",
+    ] {
+        sqlx::query(sql).execute(&mut owner).await.unwrap();
+    }
     let ledger = LedgerFixture::create(&mut owner, "NGN").await.unwrap();
     for (from, to, amount) in [(ledger.clearing, ledger.wallet, 1_500_000_i64), (ledger.wallet, ledger.revenue, 1_000_000)] {
         sqlx::query("select private.post_transfer($1, 'restore_drill', $2)")
@@ -89,6 +97,7 @@ async fn a_backup_restores_into_a_new_database_with_every_row_a_clean_ledger_rls
     let before = row_counts(&mut owner).await;
     let audit_before = audit_fingerprint(&mut owner).await;
     assert!(before["private.audit_log"] > 0 && before["public.ledger_entries"] >= 4 && before["public.messages"] >= 3);
+    assert!(before["private.webhook_inbox"] == 1 && before["private.payment_refunds"] == 1);
     let patient_sees_before: i64 = {
         let mut tx = begin_as(&mut owner, &user_claims(amaka, "patient")).await.unwrap();
         sqlx::query_scalar("select count(*) from public.appointments").fetch_one(&mut *tx).await.unwrap()

@@ -60,6 +60,17 @@ pub struct Detailed {
     /// Names of the checks that failed, e.g. `["redis"]`.
     pub failing: Vec<&'static str>,
     pub rate_limiter: RateLimiterHealth,
+    /// The Paystack webhook inbox: `ok`, `retrying` (an attempt failed; retried with backoff),
+    /// `failing` (rows given up: a person must look) or `unknown` (the database did not answer).
+    /// Reported, not a readiness failure: the instance still takes webhooks and payments.
+    pub payments_inbox: InboxHealth,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InboxHealth {
+    pub status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counts: Option<crate::payments::worker::InboxStats>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -100,7 +111,7 @@ where
 pub async fn detailed(State(state): State<AppState>) -> Response {
     let timeout = state.config.health_check_timeout;
     let db = &state.db;
-    let (database, extension, redis) = tokio::join!(
+    let (database, extension, redis, inbox) = tokio::join!(
         timed(timeout, async {
             sqlx::query_scalar::<_, i32>("select 1").fetch_one(db).await.map(|_| None).map_err(|e| e.to_string())
         }),
@@ -115,7 +126,21 @@ pub async fn detailed(State(state): State<AppState>) -> Response {
             .ok_or_else(|| "the careplane extension is not installed in this database".to_owned())
         }),
         timed(timeout, async { state.redis.ping().await.map(|()| None) }),
+        tokio::time::timeout(timeout, crate::payments::worker::inbox_stats(db)),
     );
+    let payments_inbox = match inbox {
+        Ok(Ok(counts)) => InboxHealth {
+            status: if counts.dead > 0 {
+                "failing"
+            } else if counts.retrying > 0 {
+                "retrying"
+            } else {
+                "ok"
+            },
+            counts: Some(counts),
+        },
+        _ => InboxHealth { status: "unknown", counts: None },
+    };
     let degraded = state.rate_limiter.is_degraded() || redis.status != "ok";
     let rate_limiter = if degraded {
         RateLimiterHealth { backend: "local", status: "degraded" }
@@ -138,5 +163,5 @@ pub async fn detailed(State(state): State<AppState>) -> Response {
         tracing::warn!(?failing, "health check failed");
         ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
     };
-    (code, Json(Detailed { status, version: crate::VERSION, checks, failing, rate_limiter })).into_response()
+    (code, Json(Detailed { status, version: crate::VERSION, checks, failing, rate_limiter, payments_inbox })).into_response()
 }

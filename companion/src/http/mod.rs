@@ -11,6 +11,7 @@ use std::sync::Arc;
 use axum::extract::{DefaultBodyLimit, Extension, MatchedPath};
 use axum::http::{header, HeaderName, Method, Request, StatusCode};
 use axum::middleware::{from_fn, from_fn_with_state, map_response};
+use axum::routing::get;
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
@@ -28,6 +29,7 @@ use utoipa_axum::routes;
 
 use crate::config::{CorsOrigins, HttpConfig};
 use crate::error::{envelope_errors, panic_response, AppError};
+use crate::payments::http as payments;
 use crate::{metrics, ratelimit, AppState};
 
 #[derive(OpenApi)]
@@ -43,6 +45,7 @@ use crate::{metrics, ratelimit, AppState};
         (name = "auth", description = "Supabase access tokens"),
         (name = "operations", description = "health, metrics, this document"),
         (name = "files", description = "medical files: presigned upload and download URLs"),
+        (name = "payments", description = "Paystack payments, refunds and the signed webhook"),
     )
 )]
 struct ApiDoc;
@@ -80,12 +83,17 @@ pub fn router(state: AppState) -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(files::upload_url))
         .routes(routes!(files::download_url))
         .routes(routes!(files::complete))
+        .routes(routes!(payments::create))
+        .routes(routes!(payments::show))
+        .routes(routes!(payments::refund))
         .route_layer(from_fn_with_state(state, ratelimit::limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::detailed))
         .routes(routes!(metrics::render))
         .routes(routes!(openapi_json))
+        .routes(routes!(payments::webhook))
+        .route("/sandbox/paystack/checkout/{reference}", get(payments::sandbox_page).post(payments::sandbox_decide))
         .merge(v1)
         .split_for_parts()
 }

@@ -42,8 +42,15 @@ select set_eq(
     where n.nspname = 'private' and has_function_privilege('service_role', p.oid, 'execute')$$,
   array['private.post_transfer(uuid,text,jsonb,text,uuid)', 'private.reserve_transfer(uuid,text,jsonb,integer,text)',
         'private.post_pending_transfer(uuid,uuid,bigint)', 'private.void_pending_transfer(uuid,uuid)',
-        'private.expire_pending_transfers()', 'private.verify_ledger()'],
-  'service_role executes the ledger''s entry points and no other private function');
+        'private.expire_pending_transfers()', 'private.verify_ledger()',
+        -- payments (migrations/20261128000100_payments.sql)
+        'private.ledger_account_for(uuid,text,text,text)', 'private.payment_opening(uuid,text)',
+        'private.payment_create(uuid,uuid,bigint,text,text,text)', 'private.payment_facts(text)',
+        'private.payment_apply(uuid,jsonb)', 'private.payments_to_reconcile(interval,integer)',
+        'private.claim_refunds(integer,integer)', 'private.webhook_store(text,text,text,jsonb)',
+        'private.webhook_claim(text,integer,integer)', 'private.webhook_done(bigint)',
+        'private.webhook_failed(bigint,text,double precision)', 'private.webhook_inbox_stats(text)'],
+  'service_role executes the ledger''s and the payments'' entry points and no other private function');
 select is_empty(
   $$select t.table_name from information_schema.role_table_grants t
     where t.table_schema = 'private' and t.grantee in ('anon', 'authenticated', 'service_role')$$,
