@@ -16,6 +16,7 @@ pub mod db;
 pub mod error;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod workers;
@@ -37,6 +38,8 @@ pub struct Inner {
     pub verifier: auth::Verifier,
     pub rate_limiter: ratelimit::RateLimiter,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// Notifications: the outbox worker's providers, templates and sandbox sink (issue 14).
+    pub notify: Arc<notify::Notifier>,
 }
 
 impl Deref for AppState {
@@ -62,6 +65,7 @@ impl AppState {
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
-        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics })))
+        let notify = Arc::new(notify::Notifier::new(config.notify.clone()));
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, notify })))
     }
 }

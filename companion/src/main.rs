@@ -156,6 +156,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let expiry = config.ledger_expiry_interval.map(|interval| {
         tokio::spawn(careplane_companion::workers::ledger_expiry::run(state.db.clone(), interval))
     });
+    let notify_workers = notify_workers(&state);
     let router = app(state);
     let shutdown = shutdown_signal()?;
     print_banner(&config, addr);
@@ -165,8 +166,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(worker) = expiry {
         worker.abort();
     }
+    for worker in notify_workers {
+        worker.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The outbox worker and the reminder scheduler, unless NOTIFY_WORKER_ENABLED=false.
+fn notify_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    use careplane_companion::notify::worker;
+    let config = &state.notify.config;
+    if !config.worker_enabled {
+        return Vec::new();
+    }
+    let mut handles = vec![tokio::spawn(worker::run(state.db.clone(), state.notify.clone()))];
+    if let Some(interval) = config.reminder_interval {
+        handles.push(tokio::spawn(worker::run_reminders(state.db.clone(), state.notify.clone(), interval)));
+    }
+    handles
 }
 
 fn print_banner(config: &Config, addr: std::net::SocketAddr) {
@@ -187,11 +205,15 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
          tokens      {keys}; issuer {issuer}\n  \
          database    {db}\n  \
          redis       {redis}\n  \
-         providers   Paystack, Twilio, SendGrid: not wired in this version (nothing is sent)\n\n  \
+         providers   Paystack: not wired in this version\n  \
+         notify      SMS {sms}, email {email}; webhooks at {public}/webhooks/twilio/status, /webhooks/twilio/inbound, /webhooks/sendgrid/events\n\n  \
          Try: curl -s {base}/health/detailed\n",
         version = careplane_companion::VERSION,
         db = config.database_url_redacted(),
         redis = config.redis_url_redacted(),
+        sms = if config.notify.twilio.is_some() { "via Twilio" } else { "to the sandbox sink (GET /dev/notifications)" },
+        email = if config.notify.sendgrid.is_some() { "via SendGrid" } else { "to the sandbox sink (GET /dev/notifications)" },
+        public = config.notify.public_base_url,
     );
     if auth.jwt_secret.is_some() {
         println!(

@@ -49,6 +49,10 @@ fn describe() {
     describe_counter!("careplane_rate_limited_total", "requests answered 429, by scope (ip, user)");
     describe_counter!("careplane_auth_rejections_total", "requests refused for their token, by reason");
     describe_counter!("careplane_jwks_fetches_total", "JWKS fetches, by outcome");
+    describe_counter!(
+        "careplane_notifications_total",
+        "outbox messages handled, by channel and outcome (sent, retry, dead, skipped, deferred)"
+    );
 }
 
 /// Outbox rows (SMS / email) with status `pending`, counted in `private.outbox` (the partial
@@ -113,6 +117,10 @@ pub async fn render(axum::extract::State(state): axum::extract::State<AppState>)
     match outbox_depth(&state.db, state.config.health_check_timeout).await {
         Ok(depth) => page.push_str(&outbox_depth_exposition(depth)),
         Err(error) => tracing::warn!(%error, "metrics: outbox depth unavailable; left out of this scrape"),
+    }
+    match crate::notify::outbox_health(&state.db, state.config.health_check_timeout).await {
+        Ok(h) => page.push_str(&crate::notify::outbox_health_exposition(h)),
+        Err(error) => tracing::warn!(%error, "metrics: dead / stuck outbox counts unavailable; left out of this scrape"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response()
 }

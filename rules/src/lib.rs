@@ -9,6 +9,7 @@ pub mod dispatch;
 pub mod geo;
 pub mod json;
 pub mod ledger;
+pub mod notify;
 pub mod scheduling;
 pub mod triage;
 pub mod verdict;

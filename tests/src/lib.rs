@@ -83,6 +83,7 @@ impl Drop for TestDb {
     }
 }
 
+pub mod fake_providers;
 pub mod jwt;
 
 /// The HS256 secret companions spawned by the tests use unless the test configures keys itself.

@@ -60,6 +60,16 @@ pub struct Detailed {
     /// Names of the checks that failed, e.g. `["redis"]`.
     pub failing: Vec<&'static str>,
     pub rate_limiter: RateLimiterHealth,
+    /// Dead and stuck outbox messages (absent when the database does not answer), and the
+    /// channels in sandbox (no provider keys).
+    pub notifications: NotificationsHealth,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationsHealth {
+    #[serde(flatten)]
+    pub outbox: Option<crate::notify::OutboxHealth>,
+    pub sandboxed_channels: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,5 +148,9 @@ pub async fn detailed(State(state): State<AppState>) -> Response {
         tracing::warn!(?failing, "health check failed");
         ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
     };
-    (code, Json(Detailed { status, version: crate::VERSION, checks, failing, rate_limiter })).into_response()
+    let notifications = NotificationsHealth {
+        outbox: crate::notify::outbox_health(&state.db, timeout).await.ok(),
+        sandboxed_channels: state.notify.providers.sandboxed(),
+    };
+    (code, Json(Detailed { status, version: crate::VERSION, checks, failing, rate_limiter, notifications })).into_response()
 }

@@ -75,13 +75,14 @@ pub fn router(state: AppState) -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(ping::ping))
         .routes(routes!(ping::auth_ping))
         .routes(routes!(introspect::introspect))
-        .route_layer(from_fn_with_state(state, ratelimit::limit));
+        .route_layer(from_fn_with_state(state.clone(), ratelimit::limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::detailed))
         .routes(routes!(metrics::render))
         .routes(routes!(openapi_json))
         .merge(v1)
+        .merge(OpenApiRouter::from(crate::notify::http::routes(&state)))
         .split_for_parts()
 }
 
