@@ -11,7 +11,6 @@ use careplane_tests::fake_providers::{self, Fail, Fake, SENDGRID_API_KEY, TWILIO
 use careplane_tests::{begin_as, create_user, user_claims, Companion, TestDb};
 use chrono::{DateTime, Utc};
 use p256::ecdsa::signature::Signer;
-use p256::pkcs8::EncodePublicKey;
 use serde_json::{json, Value};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -22,9 +21,16 @@ fn webhook_key() -> p256::ecdsa::SigningKey {
     p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap()
 }
 
+/// SubjectPublicKeyInfo DER of the key: the fixed id-ecPublicKey / prime256v1 header, then the
+/// uncompressed point.
 fn webhook_public_key() -> String {
-    let der = webhook_key().verifying_key().to_public_key_der().unwrap();
-    base64::engine::general_purpose::STANDARD.encode(der.as_bytes())
+    let mut der = hex_bytes("3059301306072a8648ce3d020106082a8648ce3d030107034200");
+    der.extend_from_slice(webhook_key().verifying_key().to_encoded_point(false).as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(der)
+}
+
+fn hex_bytes(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
 }
 
 /// A companion sending to the fakes, polling fast, retrying after ~100–200 ms.
@@ -95,7 +101,7 @@ fn phone() -> String {
 }
 
 /// A patient with a phone (SMS on) and an email address.
-async fn patient(owner: &mut PgConnection) -> (Uuid, String, String) {
+async fn new_patient(owner: &mut PgConnection) -> (Uuid, String, String) {
     let id = create_user(owner, "patient").await.unwrap();
     let phone = phone();
     let email: String = sqlx::query_scalar(
@@ -345,8 +351,8 @@ async fn inbound_x_cancels_the_right_appointment_frees_its_slot_and_stop_stops_s
     let db = TestDb::migrated().await.unwrap();
     let mut owner = db.connect().await.unwrap();
     let practitioner = practitioner(&mut owner, 120).await;
-    let (patient, phone, _) = patient(&mut owner).await;
-    let (other, _, _) = patient(&mut owner).await;
+    let (patient, phone, _) = new_patient(&mut owner).await;
+    let (other, _, _) = new_patient(&mut owner).await;
     let soon = slot(chrono::Duration::minutes(30));
     let later = day_at_10(2);
     let inside_notice = appointment(&mut owner, patient, practitioner, soon).await;
@@ -444,7 +450,7 @@ async fn quiet_hours_defer_a_reminder_but_not_an_emergency_alert_and_reminders_a
     let db = TestDb::migrated().await.unwrap();
     let mut owner = db.connect().await.unwrap();
     let practitioner = practitioner(&mut owner, 0).await;
-    let (patient, phone, _) = patient(&mut owner).await;
+    let (patient, phone, _) = new_patient(&mut owner).await;
     // Quiet hours around now in the patient's zone (Lagos), ending in about two hours.
     sqlx::query(
         "update public.profiles set time_zone = 'Africa/Lagos', email_opt_in = false,
@@ -533,8 +539,8 @@ fn sendgrid_post(c: &Companion, body: &str, timestamp: &str) -> reqwest::Request
 async fn a_bounce_turns_email_off_and_status_callbacks_only_move_forward() {
     let db = TestDb::migrated().await.unwrap();
     let mut owner = db.connect().await.unwrap();
-    let (_, phone, email) = patient(&mut owner).await;
-    let (_, _, bouncing) = patient(&mut owner).await;
+    let (_, phone, email) = new_patient(&mut owner).await;
+    let (_, _, bouncing) = new_patient(&mut owner).await;
     let (twilio, sendgrid) = (fake_providers::twilio().await, fake_providers::sendgrid().await);
     let c = companion(&db, &twilio, &sendgrid, &[]).await;
     let delivered = enqueue(&mut owner, "email", &email, "appointment_booked", json!({})).await;
