@@ -82,7 +82,7 @@ proptest! {
         let start = at("2026-03-10T12:00:00Z");
         let now = start + Duration::minutes(offset_now);
         let due = due_reminder(start, now, &[1440, 60]);
-        if offset_now >= 0 || offset_now < -1440 {
+        if !(-1440..0).contains(&offset_now) {
             prop_assert_eq!(due, None);
         } else if offset_now >= -60 {
             prop_assert_eq!(due, Some(60));
