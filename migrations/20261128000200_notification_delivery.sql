@@ -194,3 +194,16 @@ revoke all on function private.outbox_recipient(), private.claim_outbox(text, in
   from public, anon, authenticated, service_role;
 revoke execute on function public.dead_notifications(int), public.requeue_notification(bigint) from public, anon;
 grant execute on function public.dead_notifications(int), public.requeue_notification(bigint) to authenticated, service_role;
+
+-- Cancellation notice ---------------------------------------------------------------------------
+-- A patient's cancellation closes at the practitioner's notice before the start
+-- (careplane_rules::scheduling::appointment::check_cancellation_notice): the same rule for
+-- cancel_appointment through PostgREST and for an `X` replied by SMS, which calls it as the
+-- patient. The move check passes the practitioner's min_notice_minutes; nothing else changes.
+create or replace function private.check_move(a public.appointments, action text, to_status text default null) returns jsonb
+language sql volatile set search_path = '' as $$
+  select private.enforce(careplane.appointment_transition(jsonb_strip_nulls(jsonb_build_object(
+    'action', action, 'from', a.status, 'to', to_status, 'actor', private.appointment_actor(a),
+    'starts_at', lower(a.period), 'now', now(),
+    'cancel_notice_minutes', (select p.min_notice_minutes from public.practitioners p where p.id = a.practitioner_id)))))
+$$;

@@ -13,7 +13,6 @@
 //! - [`DeliveryStatus::after_callback`]: provider status callbacks only move a message forward.
 //! - [`on_unknown_outcome`]: a send whose outcome is unknown (the process died after calling
 //!   the provider, before recording the answer).
-//! - [`check_sms_cancellation`]: an `X` reply inside the practitioner's notice window is refused.
 
 use chrono::{DateTime, Duration, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -300,31 +299,6 @@ pub fn on_unknown_outcome(channel: Channel, urgent: bool) -> UnknownOutcome {
         (Channel::Email, _) | (Channel::Sms, true) => UnknownOutcome::Resend,
         (Channel::Sms, false) => UnknownOutcome::Hold,
     }
-}
-
-/// Why an SMS `X` is refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SmsCancelRefusal {
-    #[error("the appointment has already started")]
-    Started,
-    #[error("cancellations by text close {notice_minutes} minutes before the appointment")]
-    InsideNotice { notice_minutes: u32 },
-}
-
-/// A cancellation by SMS reply is accepted until the practitioner's notice window
-/// (`min_notice_minutes`, the notice they need for a booking) before the start.
-pub fn check_sms_cancellation(
-    starts_at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    notice_minutes: u32,
-) -> Result<(), SmsCancelRefusal> {
-    if now >= starts_at {
-        return Err(SmsCancelRefusal::Started);
-    }
-    if starts_at - now < Duration::minutes(i64::from(notice_minutes)) {
-        return Err(SmsCancelRefusal::InsideNotice { notice_minutes });
-    }
-    Ok(())
 }
 
 /// `+2348031234567` → `+234*******67`: enough to tell messages apart in a log, not to reach

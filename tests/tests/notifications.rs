@@ -373,11 +373,21 @@ async fn inbound_x_cancels_the_right_appointment_frees_its_slot_and_stop_stops_s
     // The next appointment is inside the 120-minute notice window: refused, with the reason.
     let (status, reply) = sms_reply(&c, &phone, "X").await;
     assert_eq!(status, 200);
-    assert!(reply.contains("<Response><Message>") && reply.contains("cannot be cancelled by text"), "{reply}");
+    assert!(reply.contains("<Response><Message>") && reply.contains("could not be cancelled"), "{reply}");
+    assert!(reply.contains("120 minutes before the start"), "{reply}");
     let status_of = async |conn: &mut PgConnection, id: Uuid| -> String {
         sqlx::query_scalar("select status from public.appointments where id = $1").bind(id).fetch_one(conn).await.unwrap()
     };
     assert_eq!(status_of(&mut owner, inside_notice).await, "booked");
+    // The same rule through PostgREST's path: the patient's own cancel_appointment is refused too.
+    let mut as_patient = begin_as(&mut owner, &user_claims(patient, "patient")).await.unwrap();
+    let refused = sqlx::query("select public.cancel_appointment($1, 'running late')")
+        .bind(inside_notice)
+        .execute(&mut *as_patient)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.as_database_error().unwrap().code().as_deref(), Some("PT422"));
+    as_patient.rollback().await.unwrap();
 
     // Move it out of the window (as the owner) and book another later one: X cancels the next.
     let far = day_at_10(3);

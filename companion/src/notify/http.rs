@@ -224,8 +224,8 @@ async fn inbound_reply(
         SmsCommand::Confirm | SmsCommand::Cancel => {}
     }
     // The next consultation of the patient with this number that still holds time.
-    let next: Option<(Uuid, Uuid, DateTime<Utc>, i32, Uuid, String)> = sqlx::query_as(
-        "select a.id, a.patient_id, lower(a.period), p.min_notice_minutes, p.profile_id, pa.time_zone
+    let next: Option<(Uuid, Uuid, DateTime<Utc>, Uuid, String)> = sqlx::query_as(
+        "select a.id, a.patient_id, lower(a.period), p.profile_id, pa.time_zone
            from public.appointments a
            join public.profiles pa on pa.id = a.patient_id
            join public.practitioners p on p.id = a.practitioner_id
@@ -235,7 +235,7 @@ async fn inbound_reply(
     .bind(from)
     .fetch_optional(&mut **tx)
     .await?;
-    let Some((appointment, patient, starts_at, notice, practitioner_profile, tz)) = next else {
+    let Some((appointment, patient, starts_at, practitioner_profile, tz)) = next else {
         return Ok(format!("{clinic}: you have no upcoming consultation."));
     };
     let when = starts_at
@@ -253,10 +253,8 @@ async fn inbound_reply(
         .await?;
         return Ok(format!("{clinic}: thank you, your consultation on {when} is confirmed."));
     }
-    if let Err(refusal) = rules::check_sms_cancellation(starts_at, Utc::now(), u32::try_from(notice).unwrap_or(0)) {
-        return Ok(format!("{clinic}: your consultation on {when} cannot be cancelled by text: {refusal}. Please call the clinic."));
-    }
-    // The same RPC a signed-in patient calls through PostgREST, run as that patient.
+    // The same RPC a signed-in patient calls through PostgREST, run as that patient: its rules
+    // decide, the cancellation notice included, and a refusal's message is the reply.
     let roles: Vec<String> = sqlx::query_scalar("select role::text from public.user_roles where user_id = $1")
         .bind(patient)
         .fetch_all(&mut **tx)
