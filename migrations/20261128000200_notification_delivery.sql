@@ -67,26 +67,32 @@ alter table private.email_suppressions enable row level security;
 revoke all on private.email_suppressions from public, anon, authenticated, service_role;
 
 -- Claim ---------------------------------------------------------------------------------------
--- Up to `batch` due rows (pending and due, or sending with an expired lease), locked with SKIP
--- LOCKED so concurrent workers never take the same row, leased to `owner` for `lease`. Returns
--- each row with whether it was taken over from an expired lease after the provider was called
--- (the outcome of that call is unknown).
+-- Up to `batch` due rows, leased to `owner` for `lease`: first rows `sending` whose lease expired
+-- (a crashed instance's, oldest first, so they never starve behind new work), then `pending`
+-- rows that are due. Each is locked with SKIP LOCKED where it is read, so concurrent workers
+-- take disjoint rows and never wait for each other. Returns each row with whether it was taken
+-- over after the provider was called (the outcome of that call is unknown).
 create function private.claim_outbox(owner text, batch int, lease interval)
 returns table (id bigint, channel text, recipient text, template text, payload jsonb, attempts int,
                recipient_id uuid, outcome_unknown boolean)
 language sql security definer set search_path = '' as $$
-  with due as (
-    select o.id, o.provider_called_at is not null and o.status = 'sending' as unknown
-      from private.outbox o
-     where o.id in (
-       (select p.id from private.outbox p where p.status = 'pending' and p.next_attempt_at <= now()
-         order by p.next_attempt_at limit batch)
-       union all
-       (select s.id from private.outbox s where s.status = 'sending' and s.lease_expires_at < now()
-         order by s.lease_expires_at limit batch))
-     order by o.next_attempt_at
+  with expired as (
+    select s.id, s.provider_called_at is not null as unknown
+      from private.outbox s
+     where s.status = 'sending' and s.lease_expires_at < now()
+     order by s.lease_expires_at
      limit batch
-       for update skip locked)
+       for update skip locked
+  ), due_now as (
+    select p.id, false as unknown
+      from private.outbox p
+     where p.status = 'pending' and p.next_attempt_at <= now()
+     order by p.next_attempt_at
+     limit batch
+       for update skip locked
+  ), due as (
+    (select * from expired) union all (select * from due_now) limit batch
+  )
   update private.outbox o
      set status = 'sending', lease_owner = owner, lease_expires_at = now() + lease,
          attempts = o.attempts + 1, provider_called_at = null, updated_at = now()

@@ -60,17 +60,25 @@ fn describe() {
 /// `statement_timeout` and the whole read by `HEALTH_CHECK_TIMEOUT_MS`, so a slow database
 /// delays a scrape by at most that.
 pub async fn outbox_depth(db: &sqlx::PgPool, timeout: Duration) -> Result<i64, String> {
+    let (depth,): (i64,) = bounded_read(db, timeout, "select count(*) from private.outbox where status = 'pending'").await?;
+    Ok(depth)
+}
+
+/// One read-only statement for a scrape or a health check: bounded by `statement_timeout` in
+/// the database and by `timeout` as a whole, so a slow database delays the answer by at most that.
+pub async fn bounded_read<T>(db: &sqlx::PgPool, timeout: Duration, sql: &'static str) -> Result<T, String>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
     let read = async {
         let mut tx = db.begin().await?;
         sqlx::query("select set_config('statement_timeout', $1, true)")
             .bind(timeout.as_millis().max(1).to_string())
             .execute(&mut *tx)
             .await?;
-        let depth: i64 = sqlx::query_scalar("select count(*) from private.outbox where status = 'pending'")
-            .fetch_one(&mut *tx)
-            .await?;
+        let row: T = sqlx::query_as(sql).fetch_one(&mut *tx).await?;
         tx.rollback().await?;
-        Ok::<_, sqlx::Error>(depth)
+        Ok::<_, sqlx::Error>(row)
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(result) => result.map_err(|e| e.to_string()),

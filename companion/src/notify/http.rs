@@ -10,7 +10,9 @@
 //! changes nothing.
 
 use axum::body::Bytes;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -357,9 +359,15 @@ async fn sendgrid_events(State(state): State<AppState>, headers: HeaderMap, body
 }
 
 /// The sandbox's messages, oldest first, with their bodies. Development only: mounted while
-/// a channel has no provider keys.
-async fn sandbox_messages(State(state): State<AppState>) -> Envelope<Vec<super::providers::SinkMessage>> {
+/// a channel has no provider keys, and answered only to a client on this machine.
+async fn sandbox_messages(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Envelope<Vec<super::providers::SinkMessage>>, AppError> {
+    if !peer.ip().is_loopback() {
+        return Err(AppError::NotFound("no such route".into()));
+    }
     let mut envelope = Envelope::new(state.notify.providers.sink.list());
     envelope.meta = json!({ "sandboxed_channels": state.notify.providers.sandboxed() });
-    envelope
+    Ok(envelope)
 }

@@ -37,29 +37,18 @@ pub struct OutboxHealth {
     pub stuck: i64,
 }
 
-/// Read under `statement_timeout` and bounded by `timeout` as a whole.
+/// Read as `crate::metrics::bounded_read` reads.
 pub async fn outbox_health(db: &sqlx::PgPool, timeout: Duration) -> Result<OutboxHealth, String> {
-    let read = async {
-        let mut tx = db.begin().await?;
-        sqlx::query("select set_config('statement_timeout', $1, true)")
-            .bind(timeout.as_millis().max(1).to_string())
-            .execute(&mut *tx)
-            .await?;
-        let (dead, stuck): (i64, i64) = sqlx::query_as(
-            "select count(*) filter (where status = 'dead'),
-                    count(*) filter (where (status = 'sending' and lease_expires_at < now())
-                                        or (status = 'pending' and next_attempt_at < now() - interval '5 minutes'))
-               from private.outbox where status in ('dead', 'sending', 'pending')",
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        tx.rollback().await?;
-        Ok::<_, sqlx::Error>(OutboxHealth { dead, stuck })
-    };
-    match tokio::time::timeout(timeout, read).await {
-        Ok(result) => result.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no answer within {} ms", timeout.as_millis())),
-    }
+    let (dead, stuck): (i64, i64) = crate::metrics::bounded_read(
+        db,
+        timeout,
+        "select count(*) filter (where status = 'dead'),
+                count(*) filter (where (status = 'sending' and lease_expires_at < now())
+                                    or (status = 'pending' and next_attempt_at < now() - interval '5 minutes'))
+           from private.outbox where status in ('dead', 'sending', 'pending')",
+    )
+    .await?;
+    Ok(OutboxHealth { dead, stuck })
 }
 
 /// The exposition of the outbox gauges, appended to `/metrics`.

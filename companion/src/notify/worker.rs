@@ -64,6 +64,8 @@ enum Finish {
     Skipped(String),
     /// Quiet hours: due again at this instant; the attempt does not count.
     Defer(DateTime<Utc>),
+    /// Our lease ran out before the call and another instance holds the row: theirs to send.
+    LeaseLost,
 }
 
 impl Finish {
@@ -74,6 +76,7 @@ impl Finish {
             Finish::Dead(_) => "dead",
             Finish::Skipped(_) => "skipped",
             Finish::Defer(_) => "deferred",
+            Finish::LeaseLost => "lease_lost",
         }
     }
 }
@@ -169,8 +172,7 @@ impl Notifier {
         .execute(db)
         .await?;
         if marked.rows_affected() == 0 {
-            // Another instance holds it now (our lease ran out): it is theirs to send.
-            return Ok(Finish::Skipped(String::new()));
+            return Ok(Finish::LeaseLost);
         }
         let outgoing = Outgoing { outbox_id: row.id, template: &row.template, recipient: &row.recipient, rendered: &rendered };
         let attempt = self.providers.send(&outgoing).await;
@@ -253,7 +255,7 @@ impl Notifier {
                         last_error = $4, {RELEASE} {MINE}"
             ),
             Finish::Dead(_) => format!("update private.outbox set status = 'dead', last_error = $3, {RELEASE} {MINE}"),
-            Finish::Skipped(reason) if reason.is_empty() => return Ok(()),
+            Finish::LeaseLost => return Ok(()),
             Finish::Skipped(_) => format!("update private.outbox set status = 'skipped', last_error = $3, {RELEASE} {MINE}"),
             Finish::Defer(_) => format!(
                 "update private.outbox set status = 'pending', next_attempt_at = $3, attempts = attempts - 1, {RELEASE} {MINE}"
@@ -269,6 +271,7 @@ impl Notifier {
             Finish::Retry { after_ms, error } => query.bind(after_ms as f64).bind(error),
             Finish::Dead(e) | Finish::Skipped(e) => query.bind(e),
             Finish::Defer(until) => query.bind(until),
+            Finish::LeaseLost => unreachable!("returned above"),
         };
         let done = query.execute(db).await?;
         if let (0, Some(message_id)) = (done.rows_affected(), sent_id) {
