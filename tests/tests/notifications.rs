@@ -637,9 +637,24 @@ async fn without_keys_messages_go_to_the_sandbox_with_a_masked_log_line() {
     let listed: Value = reqwest::get(c.url("/dev/notifications")).await.unwrap().json().await.unwrap();
     assert_eq!(listed["data"][0]["outbox_id"], id);
     assert!(listed["data"][0]["body"].as_str().unwrap().contains("is booked"));
+    // A payment receipt (issue 13's payload: ids and amounts only) renders the amount in the
+    // currency's minor units.
+    let receipt = enqueue(
+        &mut owner,
+        "email",
+        "payer@example.test",
+        "payment_receipt",
+        json!({"payment_id": Uuid::new_v4(), "appointment_id": Uuid::new_v4(), "patient_id": Uuid::new_v4(),
+               "amount_minor": 1_500_050, "currency": "NGN"}),
+    )
+    .await;
+    wait_for("the receipt", Duration::from_secs(10), async || row(&mut owner, receipt).await.0 == "sent").await;
+    let listed: Value = reqwest::get(c.url("/dev/notifications")).await.unwrap().json().await.unwrap();
+    let receipt = listed["data"].as_array().unwrap().iter().find(|m| m["outbox_id"] == receipt).unwrap();
+    assert_eq!(receipt["subject"], "Receipt: NGN 15000.50");
     let logs = c.logs.as_ref().unwrap().lock().unwrap().join("\n");
     assert!(logs.contains("+234********67") && logs.contains("sandbox"), "{logs}");
-    assert!(!logs.contains("+2348031234567") && !logs.contains("is booked"));
+    assert!(!logs.contains("+2348031234567") && !logs.contains("is booked") && !logs.contains("payer@"));
 
     // Never with keys: the endpoint does not exist.
     let (twilio, sendgrid) = (fake_providers::twilio().await, fake_providers::sendgrid().await);

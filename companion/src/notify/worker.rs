@@ -3,7 +3,8 @@
 //!
 //! Every decision is `careplane_rules::notify`'s. Per row:
 //! 1. taken over from an expired lease after the provider was called → `on_unknown_outcome`;
-//! 2. the recipient turned SMS off (non-urgent) or the email address is suppressed → `skipped`;
+//! 2. the recipient turned the channel off (non-urgent) or the email address is suppressed →
+//!    `skipped`;
 //! 3. inside the recipient's quiet hours (non-urgent) → back to `pending` until they end, the
 //!    attempt not counted;
 //! 4. a reminder whose appointment was cancelled or moved → `skipped`;
@@ -47,6 +48,7 @@ struct Recipient {
     quiet_hours_start: Option<NaiveTime>,
     quiet_hours_end: Option<NaiveTime>,
     sms_opt_in: Option<bool>,
+    email_opt_in: Option<bool>,
     suppressed: Option<String>,
 }
 
@@ -133,9 +135,9 @@ impl Notifier {
                     .into(),
             ));
         }
-        type Row = (Option<String>, Option<String>, Option<NaiveTime>, Option<NaiveTime>, Option<bool>, Option<String>);
-        let (locale, time_zone, quiet_hours_start, quiet_hours_end, sms_opt_in, suppressed): Row = sqlx::query_as(
-            "select pr.locale, pr.time_zone, pr.quiet_hours_start, pr.quiet_hours_end, pr.sms_opt_in,
+        type Row = (Option<String>, Option<String>, Option<NaiveTime>, Option<NaiveTime>, Option<bool>, Option<bool>, Option<String>);
+        let (locale, time_zone, quiet_hours_start, quiet_hours_end, sms_opt_in, email_opt_in, suppressed): Row = sqlx::query_as(
+            "select pr.locale, pr.time_zone, pr.quiet_hours_start, pr.quiet_hours_end, pr.sms_opt_in, pr.email_opt_in,
                     (select s.event from private.email_suppressions s where $3 = 'email' and s.email = lower($2)) as suppressed
                from (values (1)) v left join public.profiles pr on pr.id = $1",
         )
@@ -144,9 +146,13 @@ impl Notifier {
         .bind(&row.channel)
         .fetch_one(db)
         .await?;
-        let r = Recipient { locale, time_zone, quiet_hours_start, quiet_hours_end, sms_opt_in, suppressed };
-        if channel == Channel::Sms && !urgent && r.sms_opt_in == Some(false) {
-            return Ok(Finish::Skipped("the recipient turned SMS off".into()));
+        let r = Recipient { locale, time_zone, quiet_hours_start, quiet_hours_end, sms_opt_in, email_opt_in, suppressed };
+        let opted_in = match channel {
+            Channel::Sms => r.sms_opt_in,
+            Channel::Email => r.email_opt_in,
+        };
+        if !urgent && opted_in == Some(false) {
+            return Ok(Finish::Skipped(format!("the recipient turned {} off", row.channel)));
         }
         if let Some(event) = &r.suppressed {
             return Ok(Finish::Skipped(format!("the address is suppressed after a SendGrid {event} event")));
