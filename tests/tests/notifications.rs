@@ -51,7 +51,8 @@ async fn companion(db: &TestDb, twilio: &Fake, sendgrid: &Fake, extra: &[(&str, 
         ("NOTIFY_BACKOFF_BASE_MS", "200"),
         ("NOTIFY_BACKOFF_MAX_MS", "2000"),
         ("NOTIFY_PROVIDER_TIMEOUT_MS", "1000"),
-        ("NOTIFY_LEASE_SECONDS", "2"),
+        ("NOTIFY_BATCH_SIZE", "10"),
+        ("NOTIFY_LEASE_SECONDS", "3"),
         ("NOTIFY_REMINDER_INTERVAL_SECONDS", "0"),
     ];
     env.extend_from_slice(extra);
@@ -158,11 +159,9 @@ fn day_at_10(days: i64) -> DateTime<Utc> {
     (Utc::now().date_naive() + chrono::Duration::days(days)).and_hms_opt(10, 0, 0).unwrap().and_utc()
 }
 
-/// A whole half hour at least `ahead` from now.
-fn slot(ahead: chrono::Duration) -> DateTime<Utc> {
-    let t = Utc::now() + ahead;
-    let secs = t.timestamp();
-    DateTime::from_timestamp(secs - secs.rem_euclid(1800) + 1800, 0).unwrap()
+/// `ahead` from now, to the second (as Postgres stores it).
+fn in_(ahead: chrono::Duration) -> DateTime<Utc> {
+    DateTime::from_timestamp((Utc::now() + ahead).timestamp(), 0).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -180,8 +179,10 @@ async fn two_instances_drain_1000_rows_sending_none_twice_and_losing_none() {
     .await
     .unwrap();
     let (twilio, sendgrid) = (fake_providers::twilio().await, fake_providers::sendgrid().await);
-    let _a = companion(&db, &twilio, &sendgrid, &[("NOTIFY_BATCH_SIZE", "25")]).await;
-    let _b = companion(&db, &twilio, &sendgrid, &[("NOTIFY_BATCH_SIZE", "25")]).await;
+    // Leases long enough that none runs out on a loaded machine: this is about SKIP LOCKED.
+    let extra = [("NOTIFY_BATCH_SIZE", "25"), ("NOTIFY_LEASE_SECONDS", "30")];
+    let _a = companion(&db, &twilio, &sendgrid, &extra).await;
+    let _b = companion(&db, &twilio, &sendgrid, &extra).await;
     wait_for("1000 messages sent", Duration::from_secs(60), async || {
         status_counts(&mut owner).await.get("sent") == Some(&1000)
     })
@@ -216,10 +217,12 @@ async fn sigkill_mid_batch_loses_nothing() {
     .await
     .unwrap();
     let (twilio, sendgrid) = (fake_providers::twilio().await, fake_providers::sendgrid().await);
-    sendgrid.set_latency(Duration::from_millis(30));
-    let extra = [("NOTIFY_BATCH_SIZE", "50"), ("NOTIFY_CONCURRENCY", "4")];
+    // 4 calls of 50 ms at a time: about 80 messages a second, in batches of 20.
+    sendgrid.set_latency(Duration::from_millis(50));
+    let extra = [("NOTIFY_BATCH_SIZE", "20"), ("NOTIFY_CONCURRENCY", "4"), ("NOTIFY_PROVIDER_TIMEOUT_MS", "500")];
     let mut first = companion(&db, &twilio, &sendgrid, &extra).await;
-    wait_for("the first instance to be mid-batch", Duration::from_secs(30), async || sendgrid.received().len() >= 20).await;
+    // 26 received: the second batch (messages 21–40) is being sent.
+    wait_for("the first instance to be mid-batch", Duration::from_secs(30), async || sendgrid.received().len() >= 26).await;
     first.child.start_kill().unwrap();
     first.child.wait().await.unwrap();
     let at_kill = status_counts(&mut owner).await;
@@ -353,7 +356,7 @@ async fn inbound_x_cancels_the_right_appointment_frees_its_slot_and_stop_stops_s
     let practitioner = practitioner(&mut owner, 120).await;
     let (patient, phone, _) = new_patient(&mut owner).await;
     let (other, _, _) = new_patient(&mut owner).await;
-    let soon = slot(chrono::Duration::minutes(30));
+    let soon = in_(chrono::Duration::minutes(30));
     let later = day_at_10(2);
     let inside_notice = appointment(&mut owner, patient, practitioner, soon).await;
     let others = appointment(&mut owner, other, practitioner, later).await;
@@ -472,7 +475,8 @@ async fn quiet_hours_defer_a_reminder_but_not_an_emergency_alert_and_reminders_a
     .execute(&mut owner)
     .await
     .unwrap();
-    let starts = slot(chrono::Duration::minutes(40));
+    // 40 minutes ahead: only the 1-hour reminder is due.
+    let starts = in_(chrono::Duration::minutes(40));
     let booked = appointment(&mut owner, patient, practitioner, starts).await;
     let alert = enqueue(&mut owner, "sms", &phone, "emergency_high_risk", json!({"emergency_id": Uuid::new_v4()})).await;
     let (twilio, sendgrid) = (fake_providers::twilio().await, fake_providers::sendgrid().await);

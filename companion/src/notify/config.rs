@@ -142,8 +142,15 @@ pub(crate) fn parse(
     };
     let provider_timeout = Duration::from_millis(positive("NOTIFY_PROVIDER_TIMEOUT_MS", 10_000)?);
     let lease = Duration::from_secs(positive("NOTIFY_LEASE_SECONDS", 60)?);
-    if lease <= provider_timeout {
-        return Err(err("NOTIFY_LEASE_SECONDS", "must be longer than NOTIFY_PROVIDER_TIMEOUT_MS"));
+    let concurrency = positive("NOTIFY_CONCURRENCY", 16)?;
+    // A claimed batch is sent in ⌈batch / concurrency⌉ waves of at most one provider timeout
+    // each; a lease shorter than that would hand rows still being sent to another instance.
+    let waves = u32::try_from(batch_size.div_ceil(concurrency)).unwrap_or(u32::MAX);
+    if lease <= provider_timeout.saturating_mul(waves) {
+        return Err(err(
+            "NOTIFY_LEASE_SECONDS",
+            "must exceed NOTIFY_PROVIDER_TIMEOUT_MS × ⌈NOTIFY_BATCH_SIZE / NOTIFY_CONCURRENCY⌉, the longest a claimed batch takes",
+        ));
     }
     let reminder_offsets = match opt("NOTIFY_REMINDER_OFFSETS_MINUTES") {
         None => vec![1440, 60],
@@ -168,7 +175,7 @@ pub(crate) fn parse(
             Some(_) => return Err(err("NOTIFY_WORKER_ENABLED", "expected true or false")),
         },
         batch_size: batch_size as i32,
-        concurrency: positive("NOTIFY_CONCURRENCY", 16)? as usize,
+        concurrency: concurrency as usize,
         lease,
         poll_interval: Duration::from_millis(positive("NOTIFY_POLL_INTERVAL_MS", 1000)?),
         backoff,
@@ -199,6 +206,9 @@ mod tests {
         assert_eq!(parse(&[("SENDGRID_WEBHOOK_PUBLIC_KEY", "bm90IGEga2V5")]).unwrap_err().name, "SENDGRID_WEBHOOK_PUBLIC_KEY");
         assert_eq!(parse(&[("NOTIFY_REMINDER_OFFSETS_MINUTES", "1440,0")]).unwrap_err().name, "NOTIFY_REMINDER_OFFSETS_MINUTES");
         assert_eq!(parse(&[("NOTIFY_LEASE_SECONDS", "5")]).unwrap_err().name, "NOTIFY_LEASE_SECONDS");
+        // 50 rows, 16 at a time, 10 s each: four waves, 40 s.
+        assert_eq!(parse(&[("NOTIFY_LEASE_SECONDS", "40")]).unwrap_err().name, "NOTIFY_LEASE_SECONDS");
+        assert!(parse(&[("NOTIFY_LEASE_SECONDS", "41")]).is_ok());
         assert_eq!(parse(&[("PUBLIC_BASE_URL", "example.com")]).unwrap_err().name, "PUBLIC_BASE_URL");
         let c = parse(&[
             ("TWILIO_ACCOUNT_SID", "AC1"),
