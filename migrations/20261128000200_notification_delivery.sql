@@ -71,10 +71,13 @@ revoke all on private.email_suppressions from public, anon, authenticated, servi
 -- (a crashed instance's, oldest first, so they never starve behind new work), then `pending`
 -- rows that are due. Each is locked with SKIP LOCKED where it is read, so concurrent workers
 -- take disjoint rows and never wait for each other. Returns each row with whether it was taken
--- over after the provider was called (the outcome of that call is unknown).
+-- over after the provider was called (the outcome of that call is unknown), and what the worker
+-- decides with about the recipient: locale, time zone, quiet hours, the channel's opt-in, and the
+-- suppression event of an email address.
 create function private.claim_outbox(owner text, batch int, lease interval)
 returns table (id bigint, channel text, recipient text, template text, payload jsonb, attempts int,
-               recipient_id uuid, outcome_unknown boolean)
+               outcome_unknown boolean, locale text, time_zone text, quiet_hours_start time,
+               quiet_hours_end time, opted_in boolean, suppressed text)
 language sql security definer set search_path = '' as $$
   with expired as (
     select s.id, s.provider_called_at is not null as unknown
@@ -92,13 +95,19 @@ language sql security definer set search_path = '' as $$
        for update skip locked
   ), due as (
     (select * from expired) union all (select * from due_now) limit batch
+  ), claimed as (
+    update private.outbox o
+       set status = 'sending', lease_owner = owner, lease_expires_at = now() + lease,
+           attempts = o.attempts + 1, provider_called_at = null, updated_at = now()
+      from due
+     where o.id = due.id
+    returning o.id, o.channel, o.recipient, o.template, o.payload, o.attempts, o.recipient_id, due.unknown
   )
-  update private.outbox o
-     set status = 'sending', lease_owner = owner, lease_expires_at = now() + lease,
-         attempts = o.attempts + 1, provider_called_at = null, updated_at = now()
-    from due
-   where o.id = due.id
-  returning o.id, o.channel, o.recipient, o.template, o.payload, o.attempts, o.recipient_id, due.unknown
+  select c.id, c.channel, c.recipient, c.template, c.payload, c.attempts, c.unknown,
+         pr.locale, pr.time_zone, pr.quiet_hours_start, pr.quiet_hours_end,
+         case c.channel when 'sms' then pr.sms_opt_in else pr.email_opt_in end,
+         (select s.event from private.email_suppressions s where c.channel = 'email' and s.email = lower(c.recipient))
+    from claimed c left join public.profiles pr on pr.id = c.recipient_id
 $$;
 
 -- Reminders -----------------------------------------------------------------------------------

@@ -28,7 +28,8 @@ use super::providers::Outgoing;
 use super::templates::Context;
 use super::Notifier;
 
-/// A row of `private.claim_outbox`.
+/// A row of `private.claim_outbox`, with what it says about the recipient (all `None` when no
+/// profile has the address).
 #[derive(Debug)]
 pub struct Claimed {
     pub id: i64,
@@ -37,24 +38,37 @@ pub struct Claimed {
     pub template: String,
     pub payload: Value,
     pub attempts: i32,
-    pub recipient_id: Option<Uuid>,
     pub outcome_unknown: bool,
+    pub locale: Option<String>,
+    pub time_zone: Option<String>,
+    pub quiet_hours: Option<rules::QuietHours>,
+    /// The recipient's opt-in for this channel.
+    pub opted_in: Option<bool>,
+    /// The SendGrid event that suppressed this email address.
+    pub suppressed: Option<String>,
 }
 
-#[derive(Debug)]
-struct Recipient {
-    locale: Option<String>,
-    time_zone: Option<String>,
-    quiet_hours_start: Option<NaiveTime>,
-    quiet_hours_end: Option<NaiveTime>,
-    sms_opt_in: Option<bool>,
-    email_opt_in: Option<bool>,
-    suppressed: Option<String>,
-}
+type ClaimRow = (
+    i64,
+    String,
+    String,
+    String,
+    Value,
+    i32,
+    bool,
+    Option<String>,
+    Option<String>,
+    Option<NaiveTime>,
+    Option<NaiveTime>,
+    Option<bool>,
+    Option<String>,
+);
 
-impl Recipient {
-    fn tz(&self) -> chrono_tz::Tz {
-        self.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC)
+impl From<ClaimRow> for Claimed {
+    fn from(r: ClaimRow) -> Self {
+        let (id, channel, recipient, template, payload, attempts, outcome_unknown, locale, time_zone, start, end, opted_in, suppressed) = r;
+        let quiet_hours = start.zip(end).map(|(start, end)| rules::QuietHours { start, end });
+        Claimed { id, channel, recipient, template, payload, attempts, outcome_unknown, locale, time_zone, quiet_hours, opted_in, suppressed }
     }
 }
 
@@ -87,21 +101,16 @@ impl Notifier {
     /// Claims one batch and processes it, `NOTIFY_CONCURRENCY` provider calls at a time.
     /// Returns how many rows were claimed.
     pub async fn drain_once(self: &Arc<Self>, db: &PgPool) -> Result<usize, sqlx::Error> {
-        type Row = (i64, String, String, String, Value, i32, Option<Uuid>, bool);
-        let rows: Vec<Row> = sqlx::query_as("select * from private.claim_outbox($1, $2, make_interval(secs => $3))")
+        let rows: Vec<ClaimRow> = sqlx::query_as("select * from private.claim_outbox($1, $2, make_interval(secs => $3))")
             .bind(&self.instance)
             .bind(self.config.batch_size)
             .bind(self.config.lease.as_secs_f64())
             .fetch_all(db)
             .await?;
-        let rows = rows.into_iter().map(|(id, channel, recipient, template, payload, attempts, recipient_id, outcome_unknown)| {
-            Claimed { id, channel, recipient, template, payload, attempts, recipient_id, outcome_unknown }
-        });
-        let rows: Vec<Claimed> = rows.collect();
         let claimed = rows.len();
         let permits = Arc::new(Semaphore::new(self.config.concurrency));
         let mut tasks = JoinSet::new();
-        for row in rows {
+        for row in rows.into_iter().map(Claimed::from) {
             let (me, db, permits) = (self.clone(), db.clone(), permits.clone());
             tasks.spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("the semaphore is never closed");
@@ -135,38 +144,21 @@ impl Notifier {
                     .into(),
             ));
         }
-        type Row = (Option<String>, Option<String>, Option<NaiveTime>, Option<NaiveTime>, Option<bool>, Option<bool>, Option<String>);
-        let (locale, time_zone, quiet_hours_start, quiet_hours_end, sms_opt_in, email_opt_in, suppressed): Row = sqlx::query_as(
-            "select pr.locale, pr.time_zone, pr.quiet_hours_start, pr.quiet_hours_end, pr.sms_opt_in, pr.email_opt_in,
-                    (select s.event from private.email_suppressions s where $3 = 'email' and s.email = lower($2)) as suppressed
-               from (values (1)) v left join public.profiles pr on pr.id = $1",
-        )
-        .bind(row.recipient_id)
-        .bind(&row.recipient)
-        .bind(&row.channel)
-        .fetch_one(db)
-        .await?;
-        let r = Recipient { locale, time_zone, quiet_hours_start, quiet_hours_end, sms_opt_in, email_opt_in, suppressed };
-        let opted_in = match channel {
-            Channel::Sms => r.sms_opt_in,
-            Channel::Email => r.email_opt_in,
-        };
-        if !urgent && opted_in == Some(false) {
+        if !urgent && row.opted_in == Some(false) {
             return Ok(Finish::Skipped(format!("the recipient turned {} off", row.channel)));
         }
-        if let Some(event) = &r.suppressed {
+        if let Some(event) = &row.suppressed {
             return Ok(Finish::Skipped(format!("the address is suppressed after a SendGrid {event} event")));
         }
-        let tz = r.tz();
-        let quiet = r.quiet_hours_start.zip(r.quiet_hours_end).map(|(start, end)| rules::QuietHours { start, end });
-        if let Some(until) = rules::quiet_until(Utc::now(), tz, quiet, urgent) {
+        let tz = row.time_zone.as_deref().and_then(|z| z.parse().ok()).unwrap_or(chrono_tz::UTC);
+        if let Some(until) = rules::quiet_until(Utc::now(), tz, row.quiet_hours, urgent) {
             return Ok(Finish::Defer(until));
         }
         let ctx = match self.context(db, row, tz).await? {
             Ok(ctx) => ctx,
             Err(reason) => return Ok(Finish::Skipped(reason)),
         };
-        let rendered = match self.templates.render(&row.template, &row.channel, r.locale.as_deref(), &ctx) {
+        let rendered = match self.templates.render(&row.template, &row.channel, row.locale.as_deref(), &ctx) {
             Ok(r) => r,
             Err(e) => return Ok(Finish::Dead(format!("template: {e}"))),
         };
