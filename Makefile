@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-payments
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-payments bench-notifications
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -20,7 +20,8 @@ help:
 	@echo "make bench-auth  companion (ES256 auth) vs Express + jsonwebtoken vs no auth; writes bench/REPORT.md"
 	@echo "make bench-ledger  ledger transfers/s vs raw entry inserts; writes bench/ledger/REPORT.md"
 	@echo "make bench-payments  signed webhooks stored/s vs /v1/ping, webhook-to-ledger latency; writes bench/payments/REPORT.md"
-	@echo "make bench     all three"
+	@echo "make bench-notifications  outbox messages/s to local fake providers, one and two instances; writes bench/notifications/REPORT.md"
+	@echo "make bench     all of them"
 
 deps:
 	@scripts/dev.sh deps
@@ -59,7 +60,7 @@ restore:
 	@test -n "$(BACKUP_DIR)" -a -n "$(RESTORE_DB)" || { echo "usage: make restore BACKUP_DIR=backups/… RESTORE_DB=name" >&2; exit 2; }
 	@scripts/restore.sh "$(BACKUP_DIR)" "$(RESTORE_DB)"
 
-bench: bench-auth bench-ledger bench-payments
+bench: bench-auth bench-ledger bench-payments bench-notifications
 
 bench-auth:
 	@scripts/dev.sh bench
@@ -71,3 +72,6 @@ bench-ledger:
 bench-payments:
 	@PGRX_RELEASE=1 scripts/dev.sh deps-build
 	@bench/payments/run.sh
+
+bench-notifications:
+	@bench/notifications/run.sh

@@ -52,6 +52,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub http: HttpConfig,
     pub rate_limit: RateLimitConfig,
+    /// Notifications: `PUBLIC_BASE_URL`, `TWILIO_*`, `SENDGRID_*`, `NOTIFY_*` (crate::notify::config).
+    pub notify: crate::notify::config::NotifyConfig,
     /// `LEDGER_EXPIRY_INTERVAL_SECONDS`: how often pending ledger transfers past their timeout
     /// are voided (`private.expire_pending_transfers()`); 0 turns the sweep off (e.g. when
     /// pg_cron runs it instead).
@@ -303,12 +305,15 @@ impl Config {
         let paystack = paystack_config(&get, &opt)?;
         let expiry_seconds: u64 = parse("LEDGER_EXPIRY_INTERVAL_SECONDS", &get("LEDGER_EXPIRY_INTERVAL_SECONDS", "30"))?;
 
+        let bind_addr: SocketAddr = parse("BIND_ADDR", &get("BIND_ADDR", DEFAULT_BIND_ADDR))?;
+        let notify = crate::notify::config::parse(&lookup, bind_addr)?;
+
         Ok(Config {
             ledger_expiry_interval: (expiry_seconds > 0).then(|| Duration::from_secs(expiry_seconds)),
             database_url: database_url.into(),
             database_max_connections,
             redis_url: redis_url.into(),
-            bind_addr: parse("BIND_ADDR", &get("BIND_ADDR", DEFAULT_BIND_ADDR))?,
+            bind_addr,
             log_format: parse("LOG_FORMAT", &get("LOG_FORMAT", "text"))?,
             health_check_timeout: Duration::from_millis(timeout_ms),
             auth,
@@ -316,6 +321,7 @@ impl Config {
             rate_limit,
             files: crate::files::FilesConfig::from_lookup(&lookup)?,
             paystack,
+            notify,
         })
     }
 

@@ -18,6 +18,7 @@ pub mod files;
 pub mod http;
 pub mod metrics;
 pub mod payments;
+pub mod notify;
 pub mod ratelimit;
 pub mod redis_conn;
 pub mod workers;
@@ -42,6 +43,8 @@ pub struct Inner {
     /// The S3-compatible file store; `None` when `S3_ENDPOINT` is not set.
     pub files: Option<files::Store>,
     pub payments: payments::Payments,
+    /// Notifications: the outbox worker's providers, templates and sandbox sink (issue 14).
+    pub notify: Arc<notify::Notifier>,
 }
 
 impl Deref for AppState {
@@ -69,6 +72,7 @@ impl AppState {
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
         let files = config.files.as_ref().map(files::Store::new).transpose()?;
         let payments = payments::Payments::new(&config, options);
-        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, files, payments })))
+        let notify = Arc::new(notify::Notifier::new(config.notify.clone()));
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, files, payments, notify })))
     }
 }

@@ -157,6 +157,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tokio::spawn(careplane_companion::workers::ledger_expiry::run(state.db.clone(), interval))
     });
     let payment_workers = careplane_companion::payments::worker::spawn_all(&state);
+    let notify_workers = notify_workers(&state);
     let router = app(state);
     let shutdown = shutdown_signal()?;
     print_banner(&config, addr);
@@ -167,8 +168,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         worker.abort();
     }
     payment_workers.iter().for_each(|w| w.abort());
+    for worker in notify_workers {
+        worker.abort();
+    }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The outbox worker and the reminder scheduler, unless NOTIFY_WORKER_ENABLED=false.
+fn notify_workers(state: &AppState) -> Vec<tokio::task::JoinHandle<()>> {
+    use careplane_companion::notify::worker;
+    let config = &state.notify.config;
+    if !config.worker_enabled {
+        return Vec::new();
+    }
+    let mut handles = vec![tokio::spawn(worker::run(state.db.clone(), state.notify.clone()))];
+    if let Some(interval) = config.reminder_interval {
+        handles.push(tokio::spawn(worker::run_reminders(state.db.clone(), state.notify.clone(), interval)));
+    }
+    handles
 }
 
 fn print_banner(config: &Config, addr: std::net::SocketAddr) {
@@ -189,8 +207,8 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
          tokens      {keys}; issuer {issuer}\n  \
          database    {db}\n  \
          redis       {redis}\n  \
-         providers   Twilio, SendGrid: not wired in this version (nothing is sent)\n  \
-         payments    {payments}\n\n  \
+         payments    {payments}\n  \
+         notify      SMS {sms}, email {email}; webhooks at {public}/webhooks/twilio/status, /webhooks/twilio/inbound, /webhooks/sendgrid/events\n\n  \
          Try: curl -s {base}/health/detailed\n",
         version = careplane_companion::VERSION,
         db = config.database_url_redacted(),
@@ -200,6 +218,9 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
         } else {
             format!("Paystack at {}", config.paystack.base_url)
         },
+        sms = if config.notify.twilio.is_some() { "via Twilio" } else { "to the sandbox sink (GET /dev/notifications)" },
+        email = if config.notify.sendgrid.is_some() { "via SendGrid" } else { "to the sandbox sink (GET /dev/notifications)" },
+        public = config.notify.public_base_url,
     );
     if auth.jwt_secret.is_some() {
         println!(

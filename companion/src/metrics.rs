@@ -60,6 +60,10 @@ fn describe() {
         Unit::Seconds,
         "from storing a charge.success webhook to its ledger posting committed"
     );
+    describe_counter!(
+        "careplane_notifications_total",
+        "outbox messages handled, by channel and outcome (sent, retry, dead, skipped, deferred)"
+    );
 }
 
 /// Outbox rows (SMS / email) with status `pending`, counted in `private.outbox` (the partial
@@ -67,17 +71,25 @@ fn describe() {
 /// `statement_timeout` and the whole read by `HEALTH_CHECK_TIMEOUT_MS`, so a slow database
 /// delays a scrape by at most that.
 pub async fn outbox_depth(db: &sqlx::PgPool, timeout: Duration) -> Result<i64, String> {
+    let (depth,): (i64,) = bounded_read(db, timeout, "select count(*) from private.outbox where status = 'pending'").await?;
+    Ok(depth)
+}
+
+/// One read-only statement for a scrape or a health check: bounded by `statement_timeout` in
+/// the database and by `timeout` as a whole, so a slow database delays the answer by at most that.
+pub async fn bounded_read<T>(db: &sqlx::PgPool, timeout: Duration, sql: &'static str) -> Result<T, String>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
+{
     let read = async {
         let mut tx = db.begin().await?;
         sqlx::query("select set_config('statement_timeout', $1, true)")
             .bind(timeout.as_millis().max(1).to_string())
             .execute(&mut *tx)
             .await?;
-        let depth: i64 = sqlx::query_scalar("select count(*) from private.outbox where status = 'pending'")
-            .fetch_one(&mut *tx)
-            .await?;
+        let row: T = sqlx::query_as(sql).fetch_one(&mut *tx).await?;
         tx.rollback().await?;
-        Ok::<_, sqlx::Error>(depth)
+        Ok::<_, sqlx::Error>(row)
     };
     match tokio::time::timeout(timeout, read).await {
         Ok(result) => result.map_err(|e| e.to_string()),
@@ -147,6 +159,10 @@ pub async fn render(axum::extract::State(state): axum::extract::State<AppState>)
     match tokio::time::timeout(state.config.health_check_timeout, crate::payments::worker::inbox_stats(&state.db)).await {
         Ok(Ok(stats)) => page.push_str(&inbox_exposition(&stats)),
         _ => tracing::warn!("metrics: webhook inbox counts unavailable; left out of this scrape"),
+    }
+    match crate::notify::outbox_health(&state.db, state.config.health_check_timeout).await {
+        Ok(h) => page.push_str(&crate::notify::outbox_health_exposition(h)),
+        Err(error) => tracing::warn!(%error, "metrics: dead / stuck outbox counts unavailable; left out of this scrape"),
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], page).into_response()
 }

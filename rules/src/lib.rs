@@ -11,6 +11,7 @@ pub mod geo;
 pub mod json;
 pub mod ledger;
 pub mod payments;
+pub mod notify;
 pub mod scheduling;
 pub mod triage;
 pub mod verdict;

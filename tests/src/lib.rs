@@ -83,6 +83,7 @@ impl Drop for TestDb {
     }
 }
 
+pub mod fake_providers;
 pub mod jwt;
 pub mod s3;
 pub mod paystack_fake;

@@ -64,6 +64,9 @@ pub struct Detailed {
     /// `failing` (rows given up: a person must look) or `unknown` (the database did not answer).
     /// Reported, not a readiness failure: the instance still takes webhooks and payments.
     pub payments_inbox: InboxHealth,
+    /// Dead and stuck outbox messages (absent when the database does not answer), and the
+    /// channels in sandbox (no provider keys).
+    pub notifications: NotificationsHealth,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -71,6 +74,13 @@ pub struct InboxHealth {
     pub status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counts: Option<crate::payments::worker::InboxStats>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NotificationsHealth {
+    #[serde(flatten)]
+    pub outbox: Option<crate::notify::OutboxHealth>,
+    pub sandboxed_channels: Vec<&'static str>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -163,5 +173,10 @@ pub async fn detailed(State(state): State<AppState>) -> Response {
         tracing::warn!(?failing, "health check failed");
         ("unavailable", StatusCode::SERVICE_UNAVAILABLE)
     };
-    (code, Json(Detailed { status, version: crate::VERSION, checks, failing, rate_limiter, payments_inbox })).into_response()
+    let notifications = NotificationsHealth {
+        outbox: crate::notify::outbox_health(&state.db, timeout).await.ok(),
+        sandboxed_channels: state.notify.providers.sandboxed(),
+    };
+    (code, Json(Detailed { status, version: crate::VERSION, checks, failing, rate_limiter, payments_inbox, notifications }))
+        .into_response()
 }

@@ -86,7 +86,7 @@ pub fn router(state: AppState) -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(payments::create))
         .routes(routes!(payments::show))
         .routes(routes!(payments::refund))
-        .route_layer(from_fn_with_state(state, ratelimit::limit));
+        .route_layer(from_fn_with_state(state.clone(), ratelimit::limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
         .routes(routes!(health::detailed))
@@ -95,6 +95,7 @@ pub fn router(state: AppState) -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(payments::webhook))
         .route("/sandbox/paystack/checkout/{reference}", get(payments::sandbox_page).post(payments::sandbox_decide))
         .merge(v1)
+        .merge(OpenApiRouter::from(crate::notify::http::routes(&state)))
         .split_for_parts()
 }
 

@@ -272,6 +272,10 @@ pub enum TransitionError {
     /// `PT422 not_reschedulable`.
     #[error("an appointment that is {status} cannot be rescheduled")]
     NotReschedulable { status: Status },
+    /// `PT422 inside_cancellation_notice`: a patient cancels only until the practitioner's
+    /// notice before the start (see [`check_cancellation_notice`]).
+    #[error("a patient may cancel only until {notice_minutes} minutes before the start; please contact the clinic")]
+    InsideCancellationNotice { notice_minutes: u32 },
 }
 
 fn forbidden_message(actor: Actor, action: Action, from: Status) -> String {
@@ -301,6 +305,7 @@ impl Refusal for TransitionError {
             TransitionError::UseAccept { .. } => "use_accept_appointment",
             TransitionError::NotYetStarted { .. } => "not_yet_started",
             TransitionError::NotReschedulable { .. } => "not_reschedulable",
+            TransitionError::InsideCancellationNotice { .. } => "inside_cancellation_notice",
         }
     }
     fn detail(&self) -> Map<String, Value> {
@@ -317,6 +322,7 @@ impl Refusal for TransitionError {
             TransitionError::UseAccept { from } => json!({ "from": from.code() }),
             TransitionError::NotYetStarted { to } => json!({ "to": to.code() }),
             TransitionError::NotReschedulable { status } => json!({ "from": status.code() }),
+            TransitionError::InsideCancellationNotice { notice_minutes } => json!({ "notice_minutes": notice_minutes }),
         };
         match v {
             Value::Object(m) => m,
@@ -415,11 +421,33 @@ pub fn decide(action: Action, from: Status, actor: Actor, starts_at: Option<Inst
     Ok(to)
 }
 
-pub const TRANSITION_FIELDS: &[&str] = &["action", "from", "to", "actor", "starts_at", "now"];
+/// A patient's own cancellation (`cancel`, or declining is not one: a proposal holds no time) is
+/// accepted only while at least `notice_minutes` remain before the start: the practitioner's
+/// `min_notice_minutes`, the notice they need for a booking, is the notice they get for a
+/// cancellation. Practitioners and admins cancel at any time. Web and SMS cancellations both
+/// come here (`cancel_appointment`).
+pub fn check_cancellation_notice(
+    action: Action,
+    actor: Actor,
+    starts_at: Option<Instant>,
+    now: Instant,
+    notice_minutes: Option<u32>,
+) -> Result<(), TransitionError> {
+    let (Action::Cancel, Actor::Patient, Some(start), Some(notice)) = (action, actor, starts_at, notice_minutes) else {
+        return Ok(());
+    };
+    if now >= start || start - now < chrono::Duration::minutes(i64::from(notice)) {
+        return Err(TransitionError::InsideCancellationNotice { notice_minutes: notice });
+    }
+    Ok(())
+}
+
+pub const TRANSITION_FIELDS: &[&str] = &["action", "from", "to", "actor", "starts_at", "now", "cancel_notice_minutes"];
 
 /// `careplane.appointment_transition(jsonb)`: `{action: set_status|cancel|accept|decline|reschedule,
 /// from, to (set_status only), actor: patient|practitioner|admin, starts_at (null when the
-/// appointment has no period), now}` → `{"ok": true, "to": status}` (and, for accept and
+/// appointment has no period), now, cancel_notice_minutes (optional: see
+/// [`check_cancellation_notice`])}` → `{"ok": true, "to": status}` (and, for accept and
 /// decline, the patient's `participation`) or the refusal.
 pub fn transition_verdict(value: &Value) -> Result<Verdict, InputError> {
     let f = Fields::new("input", value, TRANSITION_FIELDS)?;
@@ -454,7 +482,10 @@ pub fn transition_verdict(value: &Value) -> Result<Verdict, InputError> {
         .ok_or_else(|| invalid("input.actor", "required"))?;
     let starts_at = f.parsed("starts_at", "an RFC 3339 timestamp", super::parse_instant)?;
     let now = super::required_instant(&f, "now")?;
-    Ok(match decide(action, from, actor, starts_at, now) {
+    let notice = f.whole("cancel_notice_minutes", 0, 43_200)?.map(|n| n as u32);
+    let decision = decide(action, from, actor, starts_at, now)
+        .and_then(|to| check_cancellation_notice(action, actor, starts_at, now, notice).map(|()| to));
+    Ok(match decision {
         Ok(to) => {
             let mut payload = json!({ "to": to.code() });
             // The patient's answer to a proposal is their participation.

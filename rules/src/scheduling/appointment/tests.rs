@@ -207,3 +207,27 @@ proptest! {
         prop_assert!(decide(Action::Reschedule, from, Actor::Admin, None, at(NOW)).is_err());
     }
 }
+
+#[test]
+fn patient_cancellation_closes_at_the_practitioners_notice() {
+    let start = Some(at("2026-11-30T12:00:00Z"));
+    let check = |actor, now: &str, notice| check_cancellation_notice(Action::Cancel, actor, start, at(now), notice);
+    assert_eq!(check(Actor::Patient, "2026-11-30T09:59:00Z", Some(120)), Ok(()));
+    assert_eq!(check(Actor::Patient, "2026-11-30T10:00:00Z", Some(120)), Ok(()));
+    assert_eq!(
+        check(Actor::Patient, "2026-11-30T10:01:00Z", Some(120)),
+        Err(TransitionError::InsideCancellationNotice { notice_minutes: 120 })
+    );
+    assert!(check(Actor::Patient, "2026-11-30T12:00:00Z", Some(0)).is_err(), "not once it has started");
+    assert_eq!(check(Actor::Practitioner, "2026-11-30T11:59:00Z", Some(120)), Ok(()));
+    assert_eq!(check(Actor::Admin, "2026-11-30T11:59:00Z", Some(120)), Ok(()));
+    assert_eq!(check(Actor::Patient, "2026-11-30T11:59:00Z", None), Ok(()), "no notice given: no window");
+    let v = transition_verdict(&serde_json::json!({
+        "action": "cancel", "from": "booked", "actor": "patient", "starts_at": "2026-11-30T12:00:00Z",
+        "now": "2026-11-30T11:00:00Z", "cancel_notice_minutes": 120,
+    }))
+    .unwrap();
+    let v = v.into_json();
+    assert_eq!(v["detail"]["code"], "inside_cancellation_notice", "{v}");
+    assert_eq!(v["sqlstate"], "PT422");
+}
