@@ -17,6 +17,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod ratelimit;
+pub mod realtime;
 pub mod redis_conn;
 pub mod workers;
 
@@ -37,6 +38,7 @@ pub struct Inner {
     pub verifier: auth::Verifier,
     pub rate_limiter: ratelimit::RateLimiter,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    pub realtime: Arc<realtime::Realtime>,
 }
 
 impl Deref for AppState {
@@ -59,9 +61,14 @@ impl AppState {
             .connect_lazy_with(options);
         let redis = redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
             .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?;
+        let realtime_redis = Arc::new(
+            redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
+                .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?,
+        );
+        let realtime = Arc::new(realtime::Realtime::new(config.realtime.clone(), realtime_redis));
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
-        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics })))
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, realtime })))
     }
 }

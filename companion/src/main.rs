@@ -156,13 +156,25 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let expiry = config.ledger_expiry_interval.map(|interval| {
         tokio::spawn(careplane_companion::workers::ledger_expiry::run(state.db.clone(), interval))
     });
+    let realtime_workers = state.realtime.spawn_workers(state.db.clone());
+    let realtime = state.realtime.clone();
     let router = app(state);
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    // On SIGTERM every realtime socket is closed with 1001 (upgraded connections are not
+    // waited for by the HTTP server's graceful shutdown).
+    let grace = config.realtime.shutdown_grace;
+    let shutdown = async move {
+        signal.await;
+        realtime.shutdown(grace).await;
+    };
     print_banner(&config, addr);
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
     if let Some(worker) = expiry {
+        worker.abort();
+    }
+    for worker in realtime_workers {
         worker.abort();
     }
     tracing::info!("stopped");
