@@ -118,7 +118,7 @@ async fn reverse_commit_order_is_delivered_without_a_gap() -> anyhow::Result<()>
     let topic = format!("user:{user}");
     let node = companion(&db, &[]).await;
     let mut client = Client::connect(&node.base, &token(user, "patient")).await;
-    assert_eq!(client.join(&topic, json!({"private": true}))["status"], "ok");
+    assert_eq!(client.join(&topic, json!({"private": true})).await["status"], "ok");
 
     let pool = PgPoolOptions::new().max_connections(2).connect(&db.url).await?;
     let mut cursor = Cursor::default();
