@@ -35,6 +35,8 @@ struct Channel {
     echo_self: bool,
     presence_key: String,
     tracked: bool,
+    /// `presence_state` was sent (at join with presence enabled, or at the first track).
+    presence_synced: bool,
     bindings: Arc<Vec<Binding>>,
     /// Ids sent by replay, so their live copies are not sent twice.
     replayed: HashSet<i64>,
@@ -235,6 +237,7 @@ impl Session {
             echo_self,
             presence_key,
             tracked: false,
+            presence_synced: false,
             bindings: bindings.clone(),
             replayed: HashSet::new(),
         };
@@ -261,15 +264,28 @@ impl Session {
                 }
             }
         }
-        if config["presence"]["enabled"].as_bool() == Some(true) {
-            let state = match &self.rt.cluster {
-                Some(c) => c.state(&topic).await.unwrap_or_else(|_| json!({})),
-                None => json!({}),
-            };
-            self.send(ws, protocol::push(vsn, None, &m.topic, "presence_state", state)).await?;
+        let presence = config["presence"]["enabled"].as_bool() == Some(true);
+        self.channels.insert(topic.clone(), channel);
+        if presence {
+            self.presence_state(ws, &topic).await?;
         }
-        self.channels.insert(topic, channel);
         Ok(())
+    }
+
+    /// Sends `presence_state` (everyone tracked on the topic by a live instance) once per join:
+    /// the client applies `presence_diff`s only after it.
+    async fn presence_state(&mut self, ws: &mut WebSocket, topic: &str) -> Result<(), ()> {
+        let Some(ch) = self.channels.get_mut(topic) else { return Ok(()) };
+        if ch.presence_synced {
+            return Ok(());
+        }
+        ch.presence_synced = true;
+        let client_topic = ch.client_topic.clone();
+        let state = match &self.rt.cluster {
+            Some(c) => c.state(topic).await.unwrap_or_else(|_| json!({})),
+            None => json!({}),
+        };
+        self.send(ws, protocol::push(self.vsn, None, &client_topic, "presence_state", state)).await
     }
 
     /// Events on `topic` committed since `since` (unix ms, less the configured slack), within
@@ -427,7 +443,10 @@ impl Session {
             _ => return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence events are track and untrack"}))).await,
         };
         match result {
-            Ok(()) => self.send(ws, protocol::reply(vsn, &m, "ok", json!({}))).await,
+            Ok(()) => {
+                self.send(ws, protocol::reply(vsn, &m, "ok", json!({}))).await?;
+                self.presence_state(ws, &topic).await
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "realtime: presence unavailable");
                 self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence is unavailable right now"}))).await
