@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-realtime
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -19,7 +19,8 @@ help:
 	@echo "make restore   BACKUP_DIR=… RESTORE_DB=… restore a backup into a new database"
 	@echo "make bench-auth  companion (ES256 auth) vs Express + jsonwebtoken vs no auth; writes bench/REPORT.md"
 	@echo "make bench-ledger  ledger transfers/s vs raw entry inserts; writes bench/ledger/REPORT.md"
-	@echo "make bench     both"
+	@echo "make bench-realtime  10,000 realtime clients: companion vs Socket.IO 4 on Node 20; writes bench/realtime/REPORT.md"
+	@echo "make bench     all of them"
 
 deps:
 	@scripts/dev.sh deps
@@ -58,7 +59,7 @@ restore:
 	@test -n "$(BACKUP_DIR)" -a -n "$(RESTORE_DB)" || { echo "usage: make restore BACKUP_DIR=backups/… RESTORE_DB=name" >&2; exit 2; }
 	@scripts/restore.sh "$(BACKUP_DIR)" "$(RESTORE_DB)"
 
-bench: bench-auth bench-ledger
+bench: bench-auth bench-ledger bench-realtime
 
 bench-auth:
 	@scripts/dev.sh bench
@@ -66,3 +67,7 @@ bench-auth:
 bench-ledger:
 	@PGRX_RELEASE=1 scripts/dev.sh deps-build
 	@bench/ledger/run.sh
+
+bench-realtime:
+	@scripts/dev.sh deps-build
+	@bench/realtime/run.sh
