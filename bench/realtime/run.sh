@@ -44,11 +44,14 @@ ulimit -n "$(ulimit -Hn)"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [[ "$node_major" == 20 ]] || echo "    warning: Node $node_major; the comparison is specified against Node 20"
 
-bold "==> builds (release) and the Socket.IO peer's packages"
-cargo build --release -q -p careplane-companion
-cargo build --release -q -p careplane-tests --example realtime_load
-COMPANION="$ROOT/target/release/careplane-companion"
-LOADGEN="$ROOT/target/release/examples/realtime_load"
+# PROFILE=debug: a quick smoke run of the scripts (figures from debug builds mean nothing).
+PROFILE="${PROFILE:-release}"
+flag="--release"; [[ "$PROFILE" == debug ]] && flag=""
+bold "==> builds ($PROFILE) and the Socket.IO peer's packages"
+cargo build $flag -q -p careplane-companion
+cargo build $flag -q -p careplane-tests --example realtime_load
+COMPANION="$ROOT/target/$PROFILE/careplane-companion"
+LOADGEN="$ROOT/target/$PROFILE/examples/realtime_load"
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
 
 fresh_db() {  # name → migrated database

@@ -131,7 +131,14 @@ pub async fn websocket(State(state): State<AppState>, Query(params): Query<Socke
     if *rt.shutdown.borrow() {
         return AppError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; reconnect").into_response();
     }
+    // tungstenite's default buffers are 128 KiB each per socket; most frames are small, and a
+    // buffer grows when a frame needs it (up to the frame limit), so start small: this is most
+    // of the memory a connection costs.
     upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * rt.config.max_frame_bytes)
+        .max_frame_size(rt.config.max_frame_bytes)
         .max_message_size(rt.config.max_frame_bytes)
         .on_upgrade(move |ws| socket::serve(ws, state, rt, vsn, params.apikey))
 }

@@ -53,6 +53,12 @@ struct Session {
     window: (Instant, u32),
 }
 
+/// The shape of the log's event names (`private.realtime_events.event`: `^[a-z_]+:[a-z_]+$`).
+fn is_server_event_name(event: &str) -> bool {
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+    event.split_once(':').is_some_and(|(a, b)| word(a) && word(b))
+}
+
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
@@ -138,6 +144,18 @@ pub async fn serve(mut ws: WebSocket, state: AppState, rt: Arc<Realtime>, vsn: V
         close(&mut ws, code, &reason).await;
     }
     s.leave_all().await;
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clients_cannot_use_server_event_names() {
+        assert!(super::is_server_event_name("emergency:new"));
+        assert!(super::is_server_event_name("message_read:done"));
+        assert!(!super::is_server_event_name("typing"));
+        assert!(!super::is_server_event_name("webrtc:Offer"));
+        assert!(!super::is_server_event_name("a:b:c"));
+    }
 }
 
 impl Session {
@@ -393,6 +411,10 @@ impl Session {
         };
         let refusal = if event.is_empty() || event.len() > 255 {
             Some("a broadcast needs an event name of 1 to 255 bytes".to_owned())
+        } else if is_server_event_name(&event) {
+            // Server events (`appointment:updated`, `emergency:new`, …) come only from the log,
+            // so no client can forge one to the others on a topic.
+            Some(format!("event names like {event:?} (<word>:<word>) are reserved for server events"))
         } else if size > self.rt.config.broadcast_max_bytes {
             Some(format!("broadcast payload is {size} bytes; at most {} are allowed", self.rt.config.broadcast_max_bytes))
         } else if !self.within_rate() {

@@ -155,24 +155,33 @@ pub fn event_outgoing(e: &Event, replayed: bool) -> Outgoing {
 }
 
 /// Starts at "now": what is already committed is not sent (clients that missed it replay).
+/// The watermark is the current snapshot's xmin; transactions at or above it that have
+/// committed are marked read up to their highest id (one indexed query, whatever the log's size).
+async fn start_cursor(db: &PgPool, table: &str) -> Result<Cursor, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
+    let xmin: String = sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text").fetch_one(&mut *tx).await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as(&format!("select xid::text, max(id) from {table} where xid >= $1::text::xid8 group by xid"))
+            .bind(&xmin)
+            .fetch_all(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    let parse = |x: &str| x.parse::<u64>().map_err(|e| sqlx::Error::Decode(Box::new(e)));
+    let mut cursor = Cursor { watermark: parse(&xmin)?, delivered: BTreeMap::new() };
+    for (xid, max_id) in rows {
+        cursor.delivered.insert(parse(&xid)?, max_id);
+    }
+    Ok(cursor)
+}
+
+/// The cursor a new tailer starts from (exposed for tests and the bench).
+pub async fn start_events_cursor(db: &PgPool) -> Result<Cursor, sqlx::Error> {
+    start_cursor(db, "private.realtime_events").await
+}
+
 async fn catch_up(db: &PgPool) -> Result<(Cursor, Cursor), sqlx::Error> {
-    let mut events = Cursor::default();
-    loop {
-        let (rows, next) = read(db, &events, EVENTS_QUERY, |_| Ok(())).await?;
-        events = next;
-        if (rows.len() as i64) < BATCH {
-            break;
-        }
-    }
-    let mut changes = Cursor::default();
-    loop {
-        let (rows, next) = read(db, &changes, CHANGES_QUERY, |_| Ok(())).await?;
-        changes = next;
-        if (rows.len() as i64) < BATCH {
-            break;
-        }
-    }
-    Ok((events, changes))
+    Ok((start_cursor(db, "private.realtime_events").await?, start_cursor(db, "private.realtime_changes").await?))
 }
 
 /// The tailer loop: runs until the task is aborted. Survives database outages (retries with a
