@@ -197,6 +197,8 @@ pub async fn run(hub: Arc<Hub>, db: PgPool, poll: Duration) {
         }
     };
     let mut listener: Option<PgListener> = None;
+    // Which logs to read next: both at first, after a timeout and after a reconnect.
+    let mut wanted = Wanted { events: true, changes: true };
     loop {
         if listener.is_none() {
             match PgListener::connect_with(&db).await {
@@ -206,49 +208,85 @@ pub async fn run(hub: Arc<Hub>, db: PgPool, poll: Duration) {
                 },
                 Err(e) => tracing::warn!(error = %e, "realtime tailer: no listener connection; polling"),
             }
+            wanted = Wanted { events: true, changes: true };
         }
-        let full = match pass(&hub, &db, &mut events, &mut changes).await {
+        let full = match pass(&hub, &db, &mut events, &mut changes, wanted).await {
             Ok(full) => full,
             Err(e) => {
                 tracing::warn!(error = %e, "realtime tailer: read failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
+                wanted = Wanted { events: true, changes: true };
                 continue;
             }
         };
         if full {
+            wanted = Wanted { events: true, changes: true };
             continue;
         }
+        wanted = Wanted { events: false, changes: false };
         match listener.as_mut() {
             Some(l) => match tokio::time::timeout(poll, l.recv()).await {
-                Ok(Ok(_)) | Err(_) => {}
+                Ok(Ok(first)) => {
+                    // One read serves every commit notified so far.
+                    wanted.note(first.payload());
+                    while let Some(n) = l.next_buffered() {
+                        wanted.note(n.payload());
+                    }
+                }
+                Err(_) => wanted = Wanted { events: true, changes: true },
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "realtime tailer: listener lost; reconnecting");
                     listener = None;
                 }
             },
-            None => tokio::time::sleep(poll).await,
+            None => {
+                tokio::time::sleep(poll).await;
+                wanted = Wanted { events: true, changes: true };
+            }
         }
     }
 }
 
-/// One read of both logs and their delivery; `true` when a batch was full (read again now).
-async fn pass(hub: &Hub, db: &PgPool, events: &mut Cursor, changes: &mut Cursor) -> Result<bool, sqlx::Error> {
-    let (rows, next) = read(db, events, EVENTS_QUERY, event_row).await?;
-    let full_events = rows.len() as i64 >= BATCH;
-    for r in &rows {
-        let e = &r.row;
-        let sent = hub.fan_out(Arc::new(event_outgoing(e, false)), None);
-        metrics::counter!("careplane_realtime_events_relayed_total", "kind" => "broadcast").increment(sent as u64);
-        let lag = (Utc::now() - e.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
-        metrics::histogram!("careplane_realtime_commit_to_send_seconds").record(lag);
+/// Which logs a pass reads (the NOTIFY payload names the table written).
+#[derive(Clone, Copy)]
+struct Wanted {
+    events: bool,
+    changes: bool,
+}
+
+impl Wanted {
+    fn note(&mut self, table: &str) {
+        match table {
+            "realtime_events" => self.events = true,
+            "realtime_changes" => self.changes = true,
+            _ => *self = Wanted { events: true, changes: true },
+        }
     }
-    *events = next;
-    let (rows, next) = read(db, changes, CHANGES_QUERY, change_row).await?;
-    let full_changes = rows.len() as i64 >= BATCH;
-    for r in &rows {
-        let sent = changes::deliver(hub, db, &r.row).await?;
-        metrics::counter!("careplane_realtime_events_relayed_total", "kind" => "postgres_changes").increment(sent as u64);
+}
+
+/// One read of the wanted logs and their delivery; `true` when a batch was full (read again now).
+async fn pass(hub: &Hub, db: &PgPool, events: &mut Cursor, changes: &mut Cursor, wanted: Wanted) -> Result<bool, sqlx::Error> {
+    let mut full = false;
+    if wanted.events {
+        let (rows, next) = read(db, events, EVENTS_QUERY, event_row).await?;
+        full |= rows.len() as i64 >= BATCH;
+        for r in &rows {
+            let e = &r.row;
+            let sent = hub.fan_out(Arc::new(event_outgoing(e, false)), None);
+            metrics::counter!("careplane_realtime_events_relayed_total", "kind" => "broadcast").increment(sent as u64);
+            let lag = (Utc::now() - e.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
+            metrics::histogram!("careplane_realtime_commit_to_send_seconds").record(lag);
+        }
+        *events = next;
     }
-    *changes = next;
-    Ok(full_events || full_changes)
+    if wanted.changes {
+        let (rows, next) = read(db, changes, CHANGES_QUERY, change_row).await?;
+        full |= rows.len() as i64 >= BATCH;
+        for r in &rows {
+            let sent = changes::deliver(hub, db, &r.row).await?;
+            metrics::counter!("careplane_realtime_events_relayed_total", "kind" => "postgres_changes").increment(sent as u64);
+        }
+        *changes = next;
+    }
+    Ok(full)
 }
