@@ -146,18 +146,6 @@ pub async fn serve(mut ws: WebSocket, state: AppState, rt: Arc<Realtime>, vsn: V
     s.leave_all().await;
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn clients_cannot_use_server_event_names() {
-        assert!(super::is_server_event_name("emergency:new"));
-        assert!(super::is_server_event_name("message_read:done"));
-        assert!(!super::is_server_event_name("typing"));
-        assert!(!super::is_server_event_name("webrtc:Offer"));
-        assert!(!super::is_server_event_name("a:b:c"));
-    }
-}
-
 impl Session {
     async fn send(&self, ws: &mut WebSocket, w: Wire) -> Result<(), ()> {
         ws.send(to_ws(w)).await.map_err(|_| ())
@@ -474,5 +462,17 @@ impl Session {
                 self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence is unavailable right now"}))).await
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clients_cannot_use_server_event_names() {
+        assert!(super::is_server_event_name("emergency:new"));
+        assert!(super::is_server_event_name("message_read:done"));
+        assert!(!super::is_server_event_name("typing"));
+        assert!(!super::is_server_event_name("webrtc:Offer"));
+        assert!(!super::is_server_event_name("a:b:c"));
     }
 }
