@@ -59,13 +59,14 @@ impl AppState {
             .max_connections(config.database_max_connections)
             .acquire_timeout(config.health_check_timeout)
             .connect_lazy_with(options);
-        let redis = redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
-            .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?;
-        let realtime_redis = Arc::new(
+        let open_redis = || {
             redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
-                .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?,
-        );
-        let realtime = Arc::new(realtime::Realtime::new(config.realtime.clone(), realtime_redis));
+                .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })
+        };
+        let redis = open_redis()?;
+        // The relay's presence and bus get a connection of their own, so their traffic never
+        // queues behind (or ahead of) rate-limit checks.
+        let realtime = Arc::new(realtime::Realtime::new(config.realtime.clone(), Arc::new(open_redis()?)));
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
