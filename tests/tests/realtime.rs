@@ -163,14 +163,7 @@ async fn postgres_changes_reach_only_who_may_select_the_row() -> anyhow::Result<
     let member = create_user(&mut conn, "patient").await?;
     let other_member = create_user(&mut conn, "patient").await?;
     let outsider = create_user(&mut conn, "patient").await?;
-    let conversation: uuid::Uuid =
-        sqlx::query_scalar("insert into public.conversations (kind) values ('direct') returning id").fetch_one(&mut conn).await?;
-    sqlx::query("insert into public.conversation_members (conversation_id, user_id) values ($1, $2), ($1, $3)")
-        .bind(conversation)
-        .bind(member)
-        .bind(other_member)
-        .execute(&mut conn)
-        .await?;
+    let conversation = careplane_tests::create_conversation(&mut conn, &[member, other_member]).await?;
     let node = companion(&db, &[]).await;
     let bindings = json!([
         {"event": "INSERT", "schema": "public", "table": "messages"},

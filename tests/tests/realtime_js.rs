@@ -20,14 +20,7 @@ async fn supabase_js_conformance_suite() -> anyhow::Result<()> {
     let other = create_user(&mut conn, "patient").await?;
     let outsider = create_user(&mut conn, "patient").await?;
     let dispatcher = create_user(&mut conn, "dispatcher").await?;
-    let conversation: uuid::Uuid =
-        sqlx::query_scalar("insert into public.conversations (kind) values ('direct') returning id").fetch_one(&mut conn).await?;
-    sqlx::query("insert into public.conversation_members (conversation_id, user_id) values ($1, $2), ($1, $3)")
-        .bind(conversation)
-        .bind(patient)
-        .bind(other)
-        .execute(&mut conn)
-        .await?;
+    let conversation = careplane_tests::create_conversation(&mut conn, &[patient, other]).await?;
 
     let output = tokio::process::Command::new("node")
         .args(["--test", "--test-concurrency=1", "--test-reporter=spec", "conformance.test.mjs"])
