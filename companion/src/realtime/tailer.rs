@@ -1,24 +1,25 @@
 //! Tails `private.realtime_events` and `private.realtime_changes` in commit-safe order.
 //!
 //! Row ids are handed out when a row is inserted, not when its transaction commits, so "every id
-//! above the last one seen" skips a transaction that commits after a later id was read. The
-//! tailer instead remembers a transaction-id watermark `W` — the `xmin` of its last complete
-//! read's snapshot: every transaction below it has ended and none can start below it — plus,
-//! for the transactions at or above `W` it has already read, how far (`max id`). Each read takes
-//! everything committed that is not yet delivered:
+//! above the last one seen" skips a transaction that commits after a later id was read. Every
+//! row records its transaction id (`xid8`). The tailer remembers what its previous read's
+//! snapshot could not see — the transactions in progress then (`xip`) and those at or above its
+//! `xmax` — and each read (one repeatable-read snapshot) takes exactly their rows that are now
+//! committed:
 //!
 //! ```text
-//! xid >= W and id > delivered[xid] (0 when absent)   ordered by xid, id
+//! (xid = any(previous xip) or xid >= previous xmax)   ordered by xid, id
 //! ```
 //!
 //! so a transaction that commits late, whatever its ids, is read on the first read after its
-//! commit; nothing is read twice. Transactions that commit between two reads are delivered in
+//! commit, and nothing is read twice. The read's cost depends only on what committed since the
+//! previous one, not on long transactions elsewhere in the cluster (which would hold back an
+//! `xmin` watermark). Transactions that commit between two reads are delivered in
 //! transaction-id order (without `track_commit_timestamp` Postgres records no order among them);
 //! across reads, delivery follows commit order. Wake-ups come from `NOTIFY careplane_realtime`
 //! (sent by Postgres at commit), with a periodic read as the fallback when a notification is
 //! lost (e.g. while the listener reconnects).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,25 +35,27 @@ use super::protocol::Body;
 /// How many rows one read takes at most.
 const BATCH: i64 = 1000;
 
-/// The watermark and what was delivered at or above it.
+/// What the previous read saw: the transactions not yet committed then are exactly those in
+/// its snapshot's in-progress list (`xip`) or at or above its `xmax`. Only their rows can still
+/// be undelivered, so that is all the next read looks at, whatever else runs in the cluster.
 #[derive(Debug, Default, Clone)]
 pub struct Cursor {
-    /// Transactions below this have all ended (as text: xid8 is 64-bit unsigned).
-    watermark: u64,
-    /// Transactions at or above the watermark already read, with the highest id read of each.
-    delivered: BTreeMap<u64, i64>,
+    xmax: String,
+    xip: Vec<String>,
+    /// A read that hit BATCH stopped inside its snapshot: `(snapshot, xid, id)` to resume from;
+    /// the reads that finish it take only what that snapshot saw, after `(xid, id)`.
+    resume: Option<(String, String, i64)>,
 }
 
 /// One row of the log as read by the tailer.
 pub struct LogRow<T> {
-    pub xid: u64,
     pub id: i64,
     pub row: T,
 }
 
 /// The read that never skips: `query` must select `xid::text, id, …` from a table with `xid
-/// xid8`, filtered by `$1` (watermark), `$2` (xids) and `$3` (max ids), ordered by xid, id,
-/// limited to `$4`.
+/// xid8` where `$1` (xip) / `$2` (xmax) select the transactions the previous read could not
+/// see, `$3` / `$4` / `$5` resume a batch, ordered by xid, id, limited to `$6`.
 async fn read<T>(
     db: &PgPool,
     cursor: &Cursor,
@@ -60,54 +63,62 @@ async fn read<T>(
     map: impl Fn(&sqlx::postgres::PgRow) -> Result<T, sqlx::Error>,
 ) -> Result<(Vec<LogRow<T>>, Cursor), sqlx::Error> {
     let mut tx = db.begin().await?;
-    // One snapshot for the watermark and the rows.
+    // One snapshot for the rows and what is recorded of it.
     sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-    let xmin: String = sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text").fetch_one(&mut *tx).await?;
-    let xids: Vec<String> = cursor.delivered.keys().map(u64::to_string).collect();
-    let ids: Vec<i64> = cursor.delivered.values().copied().collect();
+    let now: String = sqlx::query_scalar("select pg_current_snapshot()::text").fetch_one(&mut *tx).await?;
+    let (snap, after_xid, after_id) = match &cursor.resume {
+        Some((snap, xid, id)) => (Some(snap.clone()), Some(xid.clone()), Some(*id)),
+        None => (None, None, None),
+    };
     let rows = sqlx::query(query)
-        .bind(cursor.watermark.to_string())
-        .bind(&xids)
-        .bind(&ids)
+        .bind(&cursor.xip)
+        .bind(&cursor.xmax)
+        .bind(&snap)
+        .bind(&after_xid)
+        .bind(after_id)
         .bind(BATCH)
         .fetch_all(&mut *tx)
         .await?;
     tx.commit().await?;
-    let mut next = cursor.clone();
     let mut out = Vec::with_capacity(rows.len());
+    let mut last = None;
     for r in &rows {
         let xid: String = r.try_get(0)?;
-        let xid: u64 = xid.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let id: i64 = r.try_get(1)?;
-        let slot = next.delivered.entry(xid).or_insert(0);
-        *slot = (*slot).max(id);
-        out.push(LogRow { xid, id, row: map(r)? });
+        last = Some((xid, id));
+        out.push(LogRow { id, row: map(r)? });
     }
-    // A full batch may have stopped inside the snapshot: the watermark moves only after a read
-    // that took everything committed.
-    if (rows.len() as i64) < BATCH {
-        let xmin: u64 = xmin.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        next.watermark = xmin;
-        next.delivered = next.delivered.split_off(&xmin);
-    }
+    let target = snap.unwrap_or(now);
+    let next = match last {
+        Some((xid, id)) if rows.len() as i64 >= BATCH => Cursor { resume: Some((target, xid, id)), ..cursor.clone() },
+        _ => seen_by(&target)?,
+    };
     Ok((out, next))
 }
 
-const EVENTS_QUERY: &str = "
-select e.xid::text, e.id, e.topic, e.event, e.payload, e.created_at
-  from private.realtime_events e
- where e.xid >= $1::text::xid8
-   and e.id > coalesce((select d.max_id from unnest($2::text[], $3::bigint[]) d(x, max_id) where d.x::xid8 = e.xid), 0)
- order by e.xid, e.id
- limit $4";
+/// The cursor after a read that took everything `snapshot` (`xmin:xmax:xip,…`) saw.
+fn seen_by(snapshot: &str) -> Result<Cursor, sqlx::Error> {
+    let bad = || sqlx::Error::Protocol(format!("unexpected pg_snapshot {snapshot:?}"));
+    let mut parts = snapshot.split(':');
+    let (_xmin, xmax, xip) = (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().unwrap_or(""));
+    xmax.parse::<u64>().map_err(|_| bad())?;
+    let xip: Vec<String> = xip.split(',').filter(|x| !x.is_empty()).map(str::to_owned).collect();
+    Ok(Cursor { xmax: xmax.to_owned(), xip, resume: None })
+}
 
-const CHANGES_QUERY: &str = "
-select c.xid::text, c.id, c.schema_name, c.table_name, c.op, c.pk, c.record, c.columns, c.created_at
-  from private.realtime_changes c
- where c.xid >= $1::text::xid8
-   and c.id > coalesce((select d.max_id from unnest($2::text[], $3::bigint[]) d(x, max_id) where d.x::xid8 = c.xid), 0)
- order by c.xid, c.id
- limit $4";
+const WHERE_UNSEEN: &str = "(x.xid = any($1::text[]::xid8[]) or x.xid >= $2::text::xid8)
+   and ($3::text is null or (pg_visible_in_snapshot(x.xid, $3::text::pg_snapshot)
+                             and (x.xid, x.id) > ($4::text::xid8, $5::bigint)))";
+
+fn query(columns: &str, table: &str) -> String {
+    format!("select x.xid::text, x.id, {columns} from {table} x where {WHERE_UNSEEN} order by x.xid, x.id limit $6")
+}
+
+static EVENTS_QUERY: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| query("x.topic, x.event, x.payload, x.created_at", "private.realtime_events"));
+static CHANGES_QUERY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    query("x.schema_name, x.table_name, x.op, x.pk, x.record, x.columns, x.created_at", "private.realtime_changes")
+});
 
 /// An event of `private.realtime_events`.
 #[derive(Debug, Clone)]
@@ -145,7 +156,7 @@ fn change_row(r: &sqlx::postgres::PgRow) -> Result<Change, sqlx::Error> {
 
 /// Reads the events log from `cursor`, in commit-safe order (exposed for tests and the bench).
 pub async fn read_events(db: &PgPool, cursor: &Cursor) -> Result<(Vec<LogRow<Event>>, Cursor), sqlx::Error> {
-    read(db, cursor, EVENTS_QUERY, event_row).await
+    read(db, cursor, &EVENTS_QUERY, event_row).await
 }
 
 /// The broadcast a log event becomes: `event` = its name, its id in `meta`.
@@ -155,33 +166,19 @@ pub fn event_outgoing(e: &Event, replayed: bool) -> Outgoing {
 }
 
 /// Starts at "now": what is already committed is not sent (clients that missed it replay).
-/// The watermark is the current snapshot's xmin; transactions at or above it that have
-/// committed are marked read up to their highest id (one indexed query, whatever the log's size).
-async fn start_cursor(db: &PgPool, table: &str) -> Result<Cursor, sqlx::Error> {
-    let mut tx = db.begin().await?;
-    sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-    let xmin: String = sqlx::query_scalar("select pg_snapshot_xmin(pg_current_snapshot())::text").fetch_one(&mut *tx).await?;
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as(&format!("select xid::text, max(id) from {table} where xid >= $1::text::xid8 group by xid"))
-            .bind(&xmin)
-            .fetch_all(&mut *tx)
-            .await?;
-    tx.commit().await?;
-    let parse = |x: &str| x.parse::<u64>().map_err(|e| sqlx::Error::Decode(Box::new(e)));
-    let mut cursor = Cursor { watermark: parse(&xmin)?, delivered: BTreeMap::new() };
-    for (xid, max_id) in rows {
-        cursor.delivered.insert(parse(&xid)?, max_id);
-    }
-    Ok(cursor)
+async fn start_cursor(db: &PgPool) -> Result<Cursor, sqlx::Error> {
+    let now: String = sqlx::query_scalar("select pg_current_snapshot()::text").fetch_one(db).await?;
+    seen_by(&now)
 }
 
 /// The cursor a new tailer starts from (exposed for tests and the bench).
 pub async fn start_events_cursor(db: &PgPool) -> Result<Cursor, sqlx::Error> {
-    start_cursor(db, "private.realtime_events").await
+    start_cursor(db).await
 }
 
 async fn catch_up(db: &PgPool) -> Result<(Cursor, Cursor), sqlx::Error> {
-    Ok((start_cursor(db, "private.realtime_events").await?, start_cursor(db, "private.realtime_changes").await?))
+    let start = start_cursor(db).await?;
+    Ok((start.clone(), start))
 }
 
 /// The tailer loop: runs until the task is aborted. Survives database outages (retries with a
@@ -268,7 +265,7 @@ impl Wanted {
 async fn pass(hub: &Hub, db: &PgPool, events: &mut Cursor, changes: &mut Cursor, wanted: Wanted) -> Result<bool, sqlx::Error> {
     let mut full = false;
     if wanted.events {
-        let (rows, next) = read(db, events, EVENTS_QUERY, event_row).await?;
+        let (rows, next) = read(db, events, &EVENTS_QUERY, event_row).await?;
         full |= rows.len() as i64 >= BATCH;
         for r in &rows {
             let e = &r.row;
@@ -280,7 +277,7 @@ async fn pass(hub: &Hub, db: &PgPool, events: &mut Cursor, changes: &mut Cursor,
         *events = next;
     }
     if wanted.changes {
-        let (rows, next) = read(db, changes, CHANGES_QUERY, change_row).await?;
+        let (rows, next) = read(db, changes, &CHANGES_QUERY, change_row).await?;
         full |= rows.len() as i64 >= BATCH;
         for r in &rows {
             let sent = changes::deliver(hub, db, &r.row).await?;
