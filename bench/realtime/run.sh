@@ -95,6 +95,8 @@ run_side() {  # target → JSON line in $WORK/<target>.json
 }
 
 run_side careplane
+# Let the first run's closed connections leave TIME_WAIT's share of the port range.
+sleep 20
 run_side socketio
 
 python3 "$HERE/report.py" "$WORK/careplane.json" "$WORK/socketio.json" "$REPORT" "$CLIENTS" "$RATE" "$SHARED_EVERY"
