@@ -240,6 +240,7 @@ async fn main() -> anyhow::Result<()> {
 
     let committed = committed.lock().unwrap().clone();
     let mut latencies = Vec::new();
+    let mut own_topic = Vec::new();
     let mut deliveries = 0u64;
     while let Ok((seq, at)) = rx.try_recv() {
         if seq < measure_from_seq || seq >= measure_to_seq {
@@ -247,16 +248,22 @@ async fn main() -> anyhow::Result<()> {
         }
         deliveries += 1;
         if let Some(c) = committed.get(&seq) {
-            latencies.push(at.saturating_duration_since(*c).as_secs_f64() * 1000.0);
+            let ms = at.saturating_duration_since(*c).as_secs_f64() * 1000.0;
+            latencies.push(ms);
+            if seq % shared_every != 0 {
+                own_topic.push(ms);
+            }
         }
     }
     latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    own_topic.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let events = measure_to_seq - measure_from_seq;
     let shared = (measure_from_seq..measure_to_seq).filter(|s| s % shared_every == 0).count() as u64;
     let expected = (events - shared) + shared * held;
     let result = json!({
         "target": target, "clients": clients, "held": held, "connect_seconds": connect_secs,
         "events": events, "expected_deliveries": expected, "deliveries": deliveries,
+        "own_p50_ms": percentile(&own_topic, 0.5), "own_p99_ms": percentile(&own_topic, 0.99),
         "p50_ms": percentile(&latencies, 0.5), "p99_ms": percentile(&latencies, 0.99), "max_ms": latencies.last().copied().unwrap_or(f64::NAN),
         "rss_idle_bytes": rss_idle, "rss_connected_bytes": rss_connected, "rss_peak_bytes": rss_peak,
         "bytes_per_connection": (rss_connected.saturating_sub(rss_idle)) as f64 / held.max(1) as f64,

@@ -8,7 +8,7 @@ mib = lambda b: b / 1048576
 kib = lambda b: b / 1024
 def row(name, r):
     return (f"| {name} | {r['held']:,} / {r['clients']:,} | {r['connect_seconds']:.1f} s | {r['deliveries']:,} / {r['expected_deliveries']:,} | "
-            f"{r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms | {kib(r['bytes_per_connection']):.1f} KiB | "
+            f"{r['p50_ms']:.1f} ms | {r['p99_ms']:.1f} ms | {r['max_ms']:.0f} ms | {r['own_p50_ms']:.1f} / {r['own_p99_ms']:.1f} ms | {kib(r['bytes_per_connection']):.1f} KiB | "
             f"{mib(r['rss_connected_bytes']):.0f} MiB | {r['cpu_percent']:.0f} % |")
 ratio = s["bytes_per_connection"] / c["bytes_per_connection"] if c["bytes_per_connection"] > 0 else float("nan")
 targets = [
@@ -30,10 +30,14 @@ Memory per connection: (server RSS with every client joined − RSS idle) / clie
 server process during the measured window (100 % = one core). Machine: {cpu}, {subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores shared by
 Postgres, Redis, the server and the generator. Node {node}.
 
-| server | clients held | connect | deliveries (measured window) | p50 | p99 | max | memory / connection | RSS connected | CPU |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| server | clients held | connect | deliveries (measured window) | p50 | p99 | max | own-topic events only: p50 / p99 | memory / connection | RSS connected | CPU |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {row("careplane-companion (Supabase Realtime protocol, vsn 2.0.0)", c)}
 {row("Socket.IO 4 on Node " + node, s)}
+
+p50 / p99 / max are over every delivery, most of which are the shared-topic events (each reaches
+every client at once, so the generator receives 10,000 frames in a burst); the own-topic column
+is the events that reach one client.
 
 Memory per connection: Socket.IO / careplane = **{ratio:.1f}×**.
 
