@@ -45,7 +45,7 @@ Targets (careplane): """ + "; ".join(f"{name}: {'met' if ok else '**not met**'}"
 
 What differs between the two servers (all in the baseline's favour except the last):
 careplane authorises every join in the database as the user (`access.may_join_topic`, two per
-client), reads the log with the commit-safe watermark query and encodes Supabase's binary frames;
+client), reads the log with the commit-safe snapshot read (5 round trips per read) and encodes Supabase's binary frames;
 the Socket.IO peer verifies the same HS256 token, joins rooms without asking the database, and
 reads new rows with a plain id cursor (which can skip late commits). Both wake on the same
 `NOTIFY`. Failures (clients that could not connect): careplane {c['failures']}, Socket.IO {s['failures']}.
