@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-payments bench-notifications
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-payments bench-notifications bench-realtime
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -21,6 +21,7 @@ help:
 	@echo "make bench-ledger  ledger transfers/s vs raw entry inserts; writes bench/ledger/REPORT.md"
 	@echo "make bench-payments  signed webhooks stored/s vs /v1/ping, webhook-to-ledger latency; writes bench/payments/REPORT.md"
 	@echo "make bench-notifications  outbox messages/s to local fake providers, one and two instances; writes bench/notifications/REPORT.md"
+	@echo "make bench-realtime  10,000 realtime clients: companion vs Socket.IO 4 on Node 20; writes bench/realtime/REPORT.md"
 	@echo "make bench     all of them"
 
 deps:
@@ -60,7 +61,7 @@ restore:
 	@test -n "$(BACKUP_DIR)" -a -n "$(RESTORE_DB)" || { echo "usage: make restore BACKUP_DIR=backups/… RESTORE_DB=name" >&2; exit 2; }
 	@scripts/restore.sh "$(BACKUP_DIR)" "$(RESTORE_DB)"
 
-bench: bench-auth bench-ledger bench-payments bench-notifications
+bench: bench-auth bench-ledger bench-payments bench-notifications bench-realtime
 
 bench-auth:
 	@scripts/dev.sh bench
@@ -75,3 +76,7 @@ bench-payments:
 
 bench-notifications:
 	@bench/notifications/run.sh
+
+bench-realtime:
+	@scripts/dev.sh deps-build
+	@bench/realtime/run.sh

@@ -194,12 +194,9 @@ begin
     values ('consultation:' || a.consultation_id, 'consultation:updated',
             payload || jsonb_build_object('consultation_id', a.consultation_id, 'change', 'attachment'));
   elsif a.message_id is not null then
-    -- To each member's own topic until conversation:<id> topics exist (then one event there).
     insert into private.realtime_events (topic, event, payload)
-    select 'user:' || m.user_id, 'message:new',
-           payload || jsonb_build_object('conversation_id', a.conversation_id, 'message_id', a.message_id)
-      from public.conversation_members m
-     where m.conversation_id = a.conversation_id;
+    values ('conversation:' || a.conversation_id, 'message:new',
+            payload || jsonb_build_object('conversation_id', a.conversation_id, 'message_id', a.message_id));
   end if;
   return a;
 end

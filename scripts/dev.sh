@@ -176,6 +176,12 @@ rust_tests() {
   fi
 }
 
+# The pinned @supabase/supabase-js the realtime conformance suite runs (tests/realtime_js.rs).
+realtime_js_deps() {
+  command -v npm >/dev/null || { echo "npm (Node 20+) is needed for the realtime conformance suite" >&2; return 1; }
+  (cd tests/realtime-js && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 dev_jwt_secret() {
   if [[ ! -s "$DEV_JWT_SECRET_FILE" ]]; then
     mkdir -p "$(dirname "$DEV_JWT_SECRET_FILE")"
@@ -217,6 +223,7 @@ case "${1:-}" in
     export CAREPLANE_TEST_ADMIN_URL="${CAREPLANE_TEST_ADMIN_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/postgres}"
     step "local S3 stores for the file tests (moto, s3rver; pinned, under target/)" \
       bash -c 'scripts/moto.sh install && scripts/s3rver.sh install'
+    step "Node packages for the realtime conformance suite (npm ci)" realtime_js_deps
     step "Rust tests: rules, companion, end-to-end" rust_tests
     step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
     step "schemathesis over every companion operation" scripts/schemathesis.sh

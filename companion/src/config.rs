@@ -61,6 +61,7 @@ pub struct Config {
     /// `S3_*`, `FILES_*`: the file store (docs/files.md); `None` without `S3_ENDPOINT`.
     pub files: Option<crate::files::FilesConfig>,
     pub paystack: PaystackConfig,
+    pub realtime: RealtimeConfig,
 }
 
 /// Paystack payments (docs/payments.md).
@@ -107,6 +108,40 @@ impl PaystackConfig {
     pub fn sandbox(&self) -> bool {
         self.secret_key.is_none()
     }
+}
+
+/// The realtime relay (`/realtime/v1/websocket`); see docs/realtime.md.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    /// `REALTIME_QUEUE_CAPACITY`: frames queued for one socket; a client that falls this far
+    /// behind is disconnected as a slow consumer (it can rejoin with replay).
+    pub queue_capacity: usize,
+    /// `REALTIME_RETENTION_HOURS`: how long events stay replayable; older ones are pruned.
+    pub replay_retention: Duration,
+    /// `REALTIME_REPLAY_MAX`: most events one replay sends.
+    pub replay_max: i64,
+    /// `REALTIME_REPLAY_SLACK_MS`: replay starts this much before `since`, so an event whose
+    /// transaction began before `since` and committed after it is not missed (the app drops
+    /// duplicates by `meta.id`).
+    pub replay_slack: Duration,
+    /// `REALTIME_POLL_INTERVAL_MS`: the log is read at least this often even without a NOTIFY.
+    pub poll_interval: Duration,
+    /// `REALTIME_PRUNE_INTERVAL_SECONDS`: how often events past retention are removed; 0 off.
+    pub prune_interval: Option<Duration>,
+    /// `REALTIME_BROADCAST_MAX_BYTES`: largest client broadcast or presence payload.
+    pub broadcast_max_bytes: usize,
+    /// `REALTIME_BROADCAST_PER_SECOND`: client broadcasts one socket may send per second.
+    pub broadcast_per_second: u32,
+    /// `REALTIME_MAX_CHANNELS`: channels one socket may join.
+    pub max_channels_per_socket: usize,
+    /// Largest websocket frame accepted (the broadcast limit plus room for the envelope).
+    pub max_frame_bytes: usize,
+    /// `REALTIME_PRESENCE_TTL_MS`: an instance silent this long no longer counts its clients.
+    pub presence_ttl: Duration,
+    /// `REALTIME_REDIS_PREFIX`: key and channel prefix in Redis.
+    pub redis_prefix: String,
+    /// `REALTIME_SHUTDOWN_GRACE_MS`: how long shutdown waits for sockets to close.
+    pub shutdown_grace: Duration,
 }
 
 /// How access tokens are checked.
@@ -303,6 +338,24 @@ impl Config {
         };
 
         let paystack = paystack_config(&get, &opt)?;
+        let broadcast_max_bytes = positive("REALTIME_BROADCAST_MAX_BYTES", "65536")? as usize;
+        let prune_seconds: u64 = parse("REALTIME_PRUNE_INTERVAL_SECONDS", &get("REALTIME_PRUNE_INTERVAL_SECONDS", "600"))?;
+        let realtime = RealtimeConfig {
+            queue_capacity: positive("REALTIME_QUEUE_CAPACITY", "1024")? as usize,
+            replay_retention: Duration::from_secs(u64::from(positive("REALTIME_RETENTION_HOURS", "24")?) * 3600),
+            replay_max: positive("REALTIME_REPLAY_MAX", "1000")?.into(),
+            replay_slack: Duration::from_millis(parse("REALTIME_REPLAY_SLACK_MS", &get("REALTIME_REPLAY_SLACK_MS", "10000"))?),
+            poll_interval: Duration::from_millis(positive("REALTIME_POLL_INTERVAL_MS", "1000")?.into()),
+            prune_interval: (prune_seconds > 0).then(|| Duration::from_secs(prune_seconds)),
+            broadcast_max_bytes,
+            broadcast_per_second: positive("REALTIME_BROADCAST_PER_SECOND", "50")?,
+            max_channels_per_socket: positive("REALTIME_MAX_CHANNELS", "100")? as usize,
+            max_frame_bytes: broadcast_max_bytes + 4096,
+            presence_ttl: Duration::from_millis(positive("REALTIME_PRESENCE_TTL_MS", "15000")?.into()),
+            redis_prefix: get("REALTIME_REDIS_PREFIX", "careplane:realtime"),
+            shutdown_grace: Duration::from_millis(positive("REALTIME_SHUTDOWN_GRACE_MS", "5000")?.into()),
+        };
+
         let expiry_seconds: u64 = parse("LEDGER_EXPIRY_INTERVAL_SECONDS", &get("LEDGER_EXPIRY_INTERVAL_SECONDS", "30"))?;
 
         let bind_addr: SocketAddr = parse("BIND_ADDR", &get("BIND_ADDR", DEFAULT_BIND_ADDR))?;
@@ -322,6 +375,7 @@ impl Config {
             files: crate::files::FilesConfig::from_lookup(&lookup)?,
             paystack,
             notify,
+            realtime,
         })
     }
 

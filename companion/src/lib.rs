@@ -20,6 +20,7 @@ pub mod metrics;
 pub mod payments;
 pub mod notify;
 pub mod ratelimit;
+pub mod realtime;
 pub mod redis_conn;
 pub mod workers;
 
@@ -45,6 +46,7 @@ pub struct Inner {
     pub payments: payments::Payments,
     /// Notifications: the outbox worker's providers, templates and sandbox sink (issue 14).
     pub notify: Arc<notify::Notifier>,
+    pub realtime: Arc<realtime::Realtime>,
 }
 
 impl Deref for AppState {
@@ -65,14 +67,20 @@ impl AppState {
             .max_connections(config.database_max_connections)
             .acquire_timeout(config.health_check_timeout)
             .connect_lazy_with(options.clone());
-        let redis = redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
-            .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })?;
+        let open_redis = || {
+            redis_conn::Redis::new(config.redis_url.expose_secret(), config.health_check_timeout)
+                .map_err(|e| config::ConfigError { name: "REDIS_URL", reason: e.to_string() })
+        };
+        let redis = open_redis()?;
+        // The relay's presence and bus get a connection of their own, so their traffic never
+        // queues behind (or ahead of) rate-limit checks.
+        let realtime = Arc::new(realtime::Realtime::new(config.realtime.clone(), Arc::new(open_redis()?)));
         let metrics = metrics::install();
         let verifier = auth::Verifier::new(&config.auth);
         let rate_limiter = ratelimit::RateLimiter::new(config.rate_limit.clone());
         let files = config.files.as_ref().map(files::Store::new).transpose()?;
         let payments = payments::Payments::new(&config, options);
         let notify = Arc::new(notify::Notifier::new(config.notify.clone()));
-        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, files, payments, notify })))
+        Ok(AppState(Arc::new(Inner { config, db, redis, verifier, rate_limiter, metrics, files, payments, notify, realtime })))
     }
 }

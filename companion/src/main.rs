@@ -158,8 +158,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let payment_workers = careplane_companion::payments::worker::spawn_all(&state);
     let notify_workers = notify_workers(&state);
+    let realtime_workers = state.realtime.spawn_workers(state.db.clone());
+    let realtime = state.realtime.clone();
     let router = app(state);
-    let shutdown = shutdown_signal()?;
+    let signal = shutdown_signal()?;
+    // On SIGTERM every realtime socket is closed with 1001 (upgraded connections are not
+    // waited for by the HTTP server's graceful shutdown).
+    let grace = config.realtime.shutdown_grace;
+    let shutdown = async move {
+        signal.await;
+        realtime.shutdown(grace).await;
+    };
     print_banner(&config, addr);
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
@@ -168,7 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         worker.abort();
     }
     payment_workers.iter().for_each(|w| w.abort());
-    for worker in notify_workers {
+    for worker in notify_workers.into_iter().chain(realtime_workers) {
         worker.abort();
     }
     tracing::info!("stopped");

@@ -28,6 +28,8 @@ pub fn install() -> PrometheusHandle {
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full("http_request_duration_seconds".into()), LATENCY_BUCKETS)
                 .expect("non-empty buckets")
+                .set_buckets_for_metric(Matcher::Full("careplane_realtime_commit_to_send_seconds".into()), LATENCY_BUCKETS)
+                .expect("non-empty buckets")
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).expect("no other metrics recorder is installed");
@@ -64,6 +66,20 @@ fn describe() {
         "careplane_notifications_total",
         "outbox messages handled, by channel and outcome (sent, retry, dead, skipped, deferred)"
     );
+    describe_gauge!("careplane_realtime_connections", "realtime websockets open on this instance");
+    describe_counter!("careplane_realtime_joins_total", "realtime channel joins, by outcome (ok, refused, invalid)");
+    describe_counter!(
+        "careplane_realtime_events_relayed_total",
+        "frames queued to realtime sockets, by kind (broadcast, postgres_changes, client_broadcast)"
+    );
+    describe_histogram!(
+        "careplane_realtime_commit_to_send_seconds",
+        Unit::Seconds,
+        "from the event's transaction timestamp (an upper bound on its commit) to its fan-out"
+    );
+    describe_counter!("careplane_realtime_slow_clients_dropped_total", "realtime sockets closed because their queue was full");
+    describe_counter!("careplane_realtime_channels_expired_total", "realtime channels ended because their token expired");
+    describe_counter!("careplane_realtime_broadcasts_refused_total", "client broadcasts refused (size, rate, event name)");
 }
 
 /// Outbox rows (SMS / email) with status `pending`, counted in `private.outbox` (the partial

@@ -21,6 +21,11 @@ impl Redis {
         Ok(Redis { client: redis::Client::open(url)?, timeout, manager: OnceCell::new() })
     }
 
+    /// The client, for connections of their own (pub/sub).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     /// A shared, multiplexed connection (cheap to clone).
     pub async fn connection(&self) -> RedisResult<ConnectionManager> {
         self.manager

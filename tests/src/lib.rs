@@ -223,6 +223,18 @@ pub async fn create_user(conn: &mut PgConnection, role: &str) -> anyhow::Result<
     Ok(id)
 }
 
+/// A direct conversation with these members (as the owner: conversations are made by RPCs).
+pub async fn create_conversation(conn: &mut PgConnection, members: &[uuid::Uuid]) -> anyhow::Result<uuid::Uuid> {
+    let id: uuid::Uuid =
+        sqlx::query_scalar("insert into public.conversations (kind) values ('direct') returning id").fetch_one(&mut *conn).await?;
+    sqlx::query("insert into public.conversation_members (conversation_id, user_id) select $1, unnest($2::uuid[])")
+        .bind(id)
+        .bind(members)
+        .execute(&mut *conn)
+        .await?;
+    Ok(id)
+}
+
 /// A Redis of the test's own, so stopping it disturbs nothing else.
 pub struct PrivateRedis {
     pub port: u16,

@@ -146,6 +146,7 @@ pub fn app(state: AppState) -> Router {
     let (router, doc) = router(state.clone());
     let http = state.config.http.clone();
     let router = router
+        .route("/realtime/v1/websocket", axum::routing::get(crate::realtime::websocket))
         .fallback(|| async { AppError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(Extension(Arc::new(doc)))

@@ -65,9 +65,10 @@ select set_eq(
   $$select p.oid::regprocedure::text from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
     where n.nspname in ('public', 'private', 'access', 'careplane')
       and p.prosrc ~* '(auth\.jwt\s*\(|request\.jwt\.claim)'$$,
-  array['access.claimed_roles()', 'private.audit()'],
+  array['access.claimed_roles()', 'private.audit()', 'private.realtime_visible_to(text,text,jsonb,jsonb)'],
   'roles are read from the token in one place (access.claimed_roles, which access.effective_roles narrows to '
-  'what user_roles grants now); the audit log records the claim as made');
+  'what user_roles grants now); the audit log records the claim as made; the realtime relay only sets each '
+  'subscriber''s claims to ask RLS as them, and restores the caller''s');
 
 -- Escalation attempts ------------------------------------------------------------------------------
 select tests.act_as('patient_a');

@@ -127,8 +127,8 @@ select is((select count(*)::int from private.realtime_events
   1, 'a consultation file announces consultation:updated on the consultation''s topic');
 select set_eq(
   $$select topic from private.realtime_events where event = 'message:new' and payload ->> 'attachment_id' = 'f7000000-0000-4000-8000-000000000007'$$,
-  array['user:11111111-1111-4111-8111-111111111111', 'user:33333333-3333-4333-8333-333333333333'],
-  'a message attachment announces message:new to each member');
+  array['conversation:cc000000-0000-4000-8000-000000000001'],
+  'a message attachment announces message:new on the conversation''s topic');
 
 -- The access log ----------------------------------------------------------------------------------
 select private.log_file_access('11111111-1111-4111-8111-111111111111', 'patient', 'download_url', 'granted',

@@ -1,0 +1,144 @@
+//! The realtime relay: `GET /realtime/v1/websocket`, speaking Supabase Realtime's protocol as
+//! `@supabase/realtime-js` 2.119 does (see docs/realtime.md).
+//!
+//! - [`tailer`] reads `private.realtime_events` / `private.realtime_changes` in commit-safe
+//!   order (transaction-id watermarks) and hands events to the [`hub`];
+//! - [`socket`] runs one websocket (joins authorised in the database as the user, replay,
+//!   presence, client broadcasts, token expiry);
+//! - [`cluster`] shares presence and client broadcasts between instances through Redis;
+//! - [`changes`] serves `postgres_changes` with the subscriber's row-level security.
+
+pub mod changes;
+pub mod cluster;
+pub mod hub;
+pub mod protocol;
+pub mod socket;
+pub mod tailer;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::RealtimeConfig;
+use crate::error::AppError;
+use crate::AppState;
+
+pub struct Realtime {
+    pub config: RealtimeConfig,
+    pub hub: Arc<hub::Hub>,
+    pub cluster: Option<Arc<cluster::Cluster>>,
+    shutdown: watch::Sender<bool>,
+    open: Arc<AtomicUsize>,
+}
+
+/// Counts an open socket while alive.
+pub struct OpenGuard(Arc<AtomicUsize>);
+
+impl Drop for OpenGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+        metrics::gauge!("careplane_realtime_connections").decrement(1.0);
+    }
+}
+
+impl Realtime {
+    pub fn new(config: RealtimeConfig, redis: Arc<crate::redis_conn::Redis>) -> Self {
+        let cluster = Some(Arc::new(cluster::Cluster::new(redis, config.redis_prefix.clone(), config.presence_ttl)));
+        Realtime {
+            config,
+            hub: Arc::new(hub::Hub::default()),
+            cluster,
+            shutdown: watch::channel(false).0,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn open(&self) -> OpenGuard {
+        self.open.fetch_add(1, Ordering::AcqRel);
+        metrics::gauge!("careplane_realtime_connections").increment(1.0);
+        OpenGuard(self.open.clone())
+    }
+
+    /// Sockets open now.
+    pub fn open_sockets(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Starts the tailer, the presence heartbeat, the Redis bus and the retention job.
+    pub fn spawn_workers(&self, db: sqlx::PgPool) -> Vec<JoinHandle<()>> {
+        let mut tasks = vec![tokio::spawn(tailer::run(self.hub.clone(), db.clone(), self.config.poll_interval))];
+        if let Some(c) = &self.cluster {
+            tasks.push(tokio::spawn(c.clone().heartbeat()));
+            tasks.push(tokio::spawn(c.clone().subscribe(self.hub.clone())));
+        }
+        if let Some(every) = self.config.prune_interval {
+            tasks.push(tokio::spawn(prune(db, self.config.replay_retention, every)));
+        }
+        tasks
+    }
+
+    /// Closes every socket with 1001 and waits (up to `grace`) until they are closed; this
+    /// instance's presence leaves with them.
+    pub async fn shutdown(&self, grace: Duration) {
+        let _ = self.shutdown.send(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(c) = &self.cluster {
+            c.depart().await;
+        }
+    }
+}
+
+/// Removes events and changes older than the retention window, every `every`.
+async fn prune(db: sqlx::PgPool, retention: Duration, every: Duration) {
+    loop {
+        match sqlx::query_scalar::<_, i64>("select private.prune_realtime(make_interval(secs => $1))")
+            .bind(retention.as_secs_f64())
+            .fetch_one(&db)
+            .await
+        {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "realtime: pruned events past retention"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "realtime: prune failed"),
+        }
+        tokio::time::sleep(every).await;
+    }
+}
+
+#[derive(Deserialize)]
+pub struct SocketParams {
+    apikey: Option<String>,
+    vsn: Option<String>,
+}
+
+/// `GET /realtime/v1/websocket?apikey=…&vsn=2.0.0`
+pub async fn websocket(State(state): State<AppState>, Query(params): Query<SocketParams>, upgrade: WebSocketUpgrade) -> Response {
+    let vsn = match protocol::Vsn::parse(params.vsn.as_deref()) {
+        Ok(v) => v,
+        Err(e) => return AppError::status(StatusCode::BAD_REQUEST, "unsupported_vsn", e).into_response(),
+    };
+    let rt = state.realtime.clone();
+    if *rt.shutdown.borrow() {
+        return AppError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; reconnect").into_response();
+    }
+    // tungstenite's default buffers are 128 KiB each per socket; most frames are small, and a
+    // buffer grows when a frame needs it (up to the frame limit), so start small: this is most
+    // of the memory a connection costs.
+    upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(4 * rt.config.max_frame_bytes)
+        .max_frame_size(rt.config.max_frame_bytes)
+        .max_message_size(rt.config.max_frame_bytes)
+        .on_upgrade(move |ws| socket::serve(ws, state, rt, vsn, params.apikey))
+}
