@@ -1,0 +1,59 @@
+# Helpers shared by the database benchmarks (bench/*/run.sh source this file).
+#
+# Every benchmark measures a workload against its baseline in the same run, in interleaved
+# rounds, and reports the median ratio with its range: the machine is shared, so absolute
+# figures move from run to run, the ratios much less.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
+PG_MAJOR="${PG_MAJOR:-15}"
+PGBENCH="/usr/lib/postgresql/$PG_MAJOR/bin/pgbench"
+COMPANION_BIN="${CAREPLANE_COMPANION_BIN:-$ROOT/target/debug/careplane-companion}"
+
+# bench_db NAME: a new database named careplane_bench_NAME_<pid>, dropped on exit (unless
+# KEEP_DB is set); sets DB and WORK (a scratch directory).
+bench_db() {
+  DB="careplane_bench_$1_$$"
+  WORK="$(mktemp -d)"
+  trap bench_cleanup EXIT
+  [[ -n "${KEEP_DB:-}" ]] && trap 'rm -rf "$WORK"' EXIT
+  createdb "$DB"
+}
+bench_cleanup() { psql -d postgres -qc "drop database if exists \"$DB\" with (force)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
+
+# The schema as deployed: compat layer and every migration, with the companion's runner.
+bench_migrate() {
+  DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" "$COMPANION_BIN" migrate \
+    --compat sql/supabase_compat.sql --dir migrations >/dev/null
+}
+
+# Refuses to measure a debug build of the extension (many times slower than what ships).
+require_release_build() {
+  local profile
+  profile=$(psql -d "$DB" -tAc "select careplane.build_info() ->> 'profile'")
+  if [[ "$profile" != "release" ]]; then
+    echo "the installed careplane extension is a $profile build; install the release build (make db does)" >&2
+    exit 1
+  fi
+}
+
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+lowest() { sort -g | head -1; }
+highest() { sort -g | tail -1; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "met" : "NOT met" }'; }
+
+# seconds SQL: wall-clock seconds of one statement in a fresh session (its output discarded).
+seconds() {
+  local t0 t1
+  t0=$(date +%s.%N)
+  psql -d "$DB" -v ON_ERROR_STOP=1 -qAt -c "set max_parallel_workers_per_gather = 0" -c "$1" >/dev/null
+  t1=$(date +%s.%N)
+  awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
+}
+
+# What else the machine was doing: load average and the busiest other processes.
+machine_note() {
+  echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; busiest other processes then: $(
+    ps -eo pcpu=,comm= --sort=-pcpu | awk '$1 > 5 {printf "%s%s (%s%%)", sep, $2, $1; sep=", "}' | head -c 300)"
+}
