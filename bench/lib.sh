@@ -27,6 +27,21 @@ bench_migrate() {
     --compat sql/supabase_compat.sql --dir migrations >/dev/null
 }
 
+# Builds and installs this checkout's extension as a release build, then keeps other installs
+# out until the benchmark ends: installs on this machine serialize on CAREPLANE_BUILD_LOCK
+# (exclusive to install, shared while the installed library is in use). SKIP_INSTALL=1 uses
+# what is installed (require_release_build still checks it).
+install_release_extension() {
+  exec 9>"${CAREPLANE_BUILD_LOCK:-/tmp/careplane-build.lock}"
+  if [[ -z "${SKIP_INSTALL:-}" ]]; then
+    flock -x 9
+    echo "installing the release build of the extension (log: /tmp/careplane-bench-install.log)"
+    (cd "$ROOT/pg_ext" && cargo pgrx install --release --pg-config "/usr/lib/postgresql/$PG_MAJOR/bin/pg_config") \
+      > /tmp/careplane-bench-install.log 2>&1 || { tail -20 /tmp/careplane-bench-install.log >&2; return 1; }
+  fi
+  flock -s 9
+}
+
 # Refuses to measure a debug build of the extension (many times slower than what ships).
 require_release_build() {
   local profile

@@ -11,6 +11,7 @@ SECONDS_EACH="${SECONDS_EACH:-10}"
 ROUNDS="${ROUNDS:-3}"
 REPORT="$ROOT/bench/booking/REPORT.md"
 ((CLIENTS <= 10)) || { echo "at most 10 clients (ids are made from the client number)" >&2; exit 2; }
+install_release_extension
 bench_db booking
 bench_migrate
 require_release_build

@@ -10,6 +10,7 @@ cd "$ROOT"
 ROWS="${ROWS:-1000000}"
 ROUNDS="${ROUNDS:-3}"
 REPORT="$ROOT/bench/news2/REPORT.md"
+install_release_extension
 bench_db news2
 psql -d "$DB" -qc "create extension careplane" >/dev/null
 require_release_build
@@ -19,7 +20,7 @@ echo "news2 bench: $ROWS rows, $ROUNDS interleaved rounds"
 # every parameter, SpO2 scale 2 for a tenth (confirmed hypercapnic failure), temperatures with
 # one or two decimals, and about 2 % of rows missing a parameter (their total is null).
 psql -d "$DB" -v ON_ERROR_STOP=1 -q <<SQL
-select setseed(0.18);
+select setseed(0.18) \g /dev/null
 create table bench_vitals (id bigint generated always as identity primary key, vitals jsonb not null);
 insert into bench_vitals (vitals)
 select jsonb_strip_nulls(jsonb_build_object(

@@ -9,6 +9,7 @@ cd "$ROOT"
 SECONDS_EACH="${SECONDS_EACH:-8}"
 ROUNDS="${ROUNDS:-3}"
 REPORT="$ROOT/bench/slots/REPORT.md"
+install_release_extension
 bench_db slots
 bench_migrate
 require_release_build
@@ -20,7 +21,7 @@ echo "slots bench: $ROUNDS interleaved rounds of ${SECONDS_EACH}s per implementa
 # days off, an afternoon off and an evening of extra hours in the window. 2,000 booked
 # appointments on the slot grid: 600 in the next 90 days, 1,400 in the year before.
 psql -d "$DB" -v ON_ERROR_STOP=1 -q <<'SQL'
-select setseed(0.18);
+select setseed(0.18) \g /dev/null
 insert into auth.users (id, aud, role, email, raw_user_meta_data)
 select ('00000000-0000-4000-8000-' || lpad(n::text, 12, '0'))::uuid, 'authenticated', 'authenticated',
        'bench' || n || '@careplane.test', jsonb_build_object('full_name', 'Bench ' || n, 'time_zone', 'Africa/Lagos')
@@ -31,9 +32,9 @@ insert into public.practitioners (id, profile_id, kind, display_name, consultati
 values ('b0000000-0000-4000-8000-0000000000b1', '00000000-0000-4000-8000-000000000001', 'doctor', 'Dr Bench', 1500000,
         'NGN', 30, 10, 120, 365, 'Africa/Lagos');
 insert into public.availability_rules (practitioner_id, weekday, start_time, end_time)
-select 'b0000000-0000-4000-8000-0000000000b1', wd, h.s, h.e
+select 'b0000000-0000-4000-8000-0000000000b1'::uuid, wd, h.s, h.e
   from generate_series(1, 5) wd, (values ('08:00'::time, '12:00'::time), ('13:00', '17:00')) h(s, e)
-union all select 'b0000000-0000-4000-8000-0000000000b1', 6, '09:00', '13:00';
+union all select 'b0000000-0000-4000-8000-0000000000b1'::uuid, 6, '09:00', '13:00';
 insert into public.availability_exceptions (practitioner_id, on_date, kind, start_time, end_time)
 values ('b0000000-0000-4000-8000-0000000000b1', current_date + 10, 'time_off', null, null),
        ('b0000000-0000-4000-8000-0000000000b1', current_date + 11, 'time_off', null, null),
@@ -44,7 +45,7 @@ values ('b0000000-0000-4000-8000-0000000000b1', current_date + 10, 'time_off', n
 create temporary table grid as
 select ((d + h) at time zone 'Africa/Lagos') as starts_at, d >= current_date as upcoming
   from generate_series(current_date - 365, current_date + 89, interval '1 day') d,
-       generate_series(interval '8 hours', interval '16 hours 30 minutes', interval '30 minutes') h
+       lateral (select interval '8 hours' + k * interval '30 minutes' as h from generate_series(0, 17) k) hs
  where extract(isodow from d) <= 5 and h <> interval '12 hours' and h <> interval '12 hours 30 minutes';
 insert into public.appointments (patient_id, practitioner_id, period, status)
 select ('00000000-0000-4000-8000-' || lpad((2 + row_number() over () % 50)::text, 12, '0'))::uuid,
