@@ -93,6 +93,17 @@ for r in $(seq 1 "$ROUNDS"); do
   rounds_md+="| $r | $(printf '%.0f' "$raw_tps") | $(printf '%.0f' "$rpc_tps") | $(ratio "$rpc_tps" "$raw_tps")× |"$'\n'
 done
 r=$(median < "$WORK/ratios")
+# Where a booking's time goes: one more run of the RPC workload with every function timed
+# (track_functions = all; pg_stat_user_functions), per booking.
+psql -d "$DB" -qc "alter database \"$DB\" set track_functions = 'all'" -c "select pg_stat_reset()" >/dev/null
+SECONDS_EACH=5 run rpc > "$WORK/profile.tps"
+sleep 1
+profile_md=$(psql -d "$DB" -tA -F' | ' -c "
+  with b as (select calls from pg_stat_user_functions where schemaname = 'public' and funcname = 'book_appointment')
+  select '| ' || schemaname || '.' || funcname, round(f.calls::numeric / b.calls, 2), round((total_time / b.calls)::numeric, 3),
+         round((self_time / b.calls)::numeric, 3) || ' |'
+    from pg_stat_user_functions f, b order by self_time desc limit 14")
+bookings_profiled=$(psql -d "$DB" -tAc "select calls from pg_stat_user_functions where schemaname = 'public' and funcname = 'book_appointment'")
 read -r booked consultations outbox < <(psql -d "$DB" -tA -F' ' -c "
   select (select count(*) from public.appointments a join public.practitioners p on p.id = a.practitioner_id where p.display_name like 'Dr Bench 1%'),
          (select count(*) from public.consultations), (select count(*) from private.outbox)")
@@ -121,6 +132,17 @@ A booking, per transaction: the claims and role set, the practitioner locked, th
 lookup, \`careplane.plan_booking\` (role, relationship, patient checks), the schedule and busy time
 read and \`careplane.booking_conflicts\`, the insert (exclusion constraints, audit), the
 consultation, its conversation and two members, two realtime events, two notifications and the
-outbox rows; the baseline is the insert alone. Where the time goes: docs/benchmarks.md.
+outbox rows; the baseline is the insert alone.
+
+Where a booking's time goes: a further 5 s run of the RPC workload with \`track_functions = all\`
+($bookings_profiled bookings, $(cut -d' ' -f1 "$WORK/profile.tps") tx/s), per booking, by time spent in the function itself
+(SQL it runs directly, inserts and the triggers they fire included; the functions it calls excluded):
+
+| function | calls per booking | ms per booking, total | ms per booking, self |
+| --- | ---: | ---: | ---: |
+$profile_md
+
+The rest of a transaction's latency is outside any function: the round trips, \`set local role\`
+and the settings, and the commit (its WAL flush, shared by the 8 clients).
 MD
 cat "$REPORT"
