@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-slots bench-booking bench-news2
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -19,7 +19,10 @@ help:
 	@echo "make restore   BACKUP_DIR=… RESTORE_DB=… restore a backup into a new database"
 	@echo "make bench-auth  companion (ES256 auth) vs Express + jsonwebtoken vs no auth; writes bench/REPORT.md"
 	@echo "make bench-ledger  ledger transfers/s vs raw entry inserts; writes bench/ledger/REPORT.md"
-	@echo "make bench     both"
+	@echo "make bench-slots  careplane.available_slots vs the same algorithm in PL/pgSQL; writes bench/slots/REPORT.md"
+	@echo "make bench-booking  book_appointment as PostgREST runs it vs raw inserts; writes bench/booking/REPORT.md"
+	@echo "make bench-news2  careplane.news2 over 1,000,000 rows vs the same scoring in SQL; writes bench/news2/REPORT.md"
+	@echo "make bench     all of them"
 
 deps:
 	@scripts/dev.sh deps
@@ -58,11 +61,23 @@ restore:
 	@test -n "$(BACKUP_DIR)" -a -n "$(RESTORE_DB)" || { echo "usage: make restore BACKUP_DIR=backups/… RESTORE_DB=name" >&2; exit 2; }
 	@scripts/restore.sh "$(BACKUP_DIR)" "$(RESTORE_DB)"
 
-bench: bench-auth bench-ledger
+bench: bench-auth bench-ledger bench-slots bench-booking bench-news2
 
 bench-auth:
 	@scripts/dev.sh bench
 
 bench-ledger:
-	@PGRX_RELEASE=1 scripts/dev.sh deps-build
+	@scripts/dev.sh bench-deps
 	@bench/ledger/run.sh
+
+bench-slots:
+	@scripts/dev.sh bench-deps
+	@bench/slots/run.sh
+
+bench-booking:
+	@scripts/dev.sh bench-deps
+	@bench/booking/run.sh
+
+bench-news2:
+	@scripts/dev.sh bench-deps
+	@bench/news2/run.sh

@@ -67,6 +67,23 @@ seconds() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", b - a }'
 }
 
+# Function-level profile: `profile_on` before a run (times every function call in $DB:
+# track_functions = all), then `profile_rows SCHEMA FUNC` prints markdown table rows, per call
+# of SCHEMA.FUNC: each function's calls, total and self milliseconds, by self time (self: the SQL
+# it runs directly, inserts and the triggers they fire included; the functions it calls excluded).
+profile_on() {
+  psql -d "$DB" -qc "alter database \"$DB\" set track_functions = 'all'" -c "select pg_stat_reset()" >/dev/null
+}
+profile_rows() {
+  sleep 1  # backends flush their statistics as they exit
+  psql -d "$DB" -tA -F' | ' -c "
+    with root as (select calls from pg_stat_user_functions where schemaname = '$1' and funcname = '$2')
+    select '| ' || schemaname || '.' || funcname, round(f.calls::numeric / root.calls, 2), round((total_time / root.calls)::numeric, 3),
+           round((self_time / root.calls)::numeric, 3) || ' |'
+      from pg_stat_user_functions f, root order by self_time desc limit ${3:-14}"
+}
+profile_calls() { psql -d "$DB" -tAc "select calls from pg_stat_user_functions where schemaname = '$1' and funcname = '$2'"; }
+
 # What else the machine was doing: load average and the busiest other processes.
 machine_note() {
   echo "$(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the end; busiest other processes then: $(

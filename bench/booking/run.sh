@@ -95,15 +95,10 @@ done
 r=$(median < "$WORK/ratios")
 # Where a booking's time goes: one more run of the RPC workload with every function timed
 # (track_functions = all; pg_stat_user_functions), per booking.
-psql -d "$DB" -qc "alter database \"$DB\" set track_functions = 'all'" -c "select pg_stat_reset()" >/dev/null
+profile_on
 SECONDS_EACH=5 run rpc > "$WORK/profile.tps"
-sleep 1
-profile_md=$(psql -d "$DB" -tA -F' | ' -c "
-  with b as (select calls from pg_stat_user_functions where schemaname = 'public' and funcname = 'book_appointment')
-  select '| ' || schemaname || '.' || funcname, round(f.calls::numeric / b.calls, 2), round((total_time / b.calls)::numeric, 3),
-         round((self_time / b.calls)::numeric, 3) || ' |'
-    from pg_stat_user_functions f, b order by self_time desc limit 14")
-bookings_profiled=$(psql -d "$DB" -tAc "select calls from pg_stat_user_functions where schemaname = 'public' and funcname = 'book_appointment'")
+profile_md=$(profile_rows public book_appointment)
+bookings_profiled=$(profile_calls public book_appointment)
 read -r booked consultations outbox < <(psql -d "$DB" -tA -F' ' -c "
   select (select count(*) from public.appointments a join public.practitioners p on p.id = a.practitioner_id where p.display_name like 'Dr Bench 1%'),
          (select count(*) from public.consultations), (select count(*) from private.outbox)")
