@@ -55,8 +55,24 @@ require_release_build() {
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 lowest() { sort -g | head -1; }
 highest() { sort -g | tail -1; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f\n", a / b }'; }
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { print (r >= t) ? "met" : "NOT met" }'; }
+
+# pgbench_run NAME SCRIPT: $CLIENTS clients (2 threads) for $SECONDS_EACH s after a CHECKPOINT
+# (each workload starts with the same full-page-write cost) → "tps p99_ms". A client that
+# errors aborts the run.
+pgbench_run() {
+  local log="$WORK/$1.log"
+  rm -f "$WORK/log-$1".*
+  psql -d "$DB" -qc "checkpoint"
+  "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -l --log-prefix="$WORK/log-$1" -f "$2" "$DB" > "$log" 2>&1 \
+    || { cat "$log" >&2; exit 1; }
+  ! grep -q 'aborted' "$log" || { cat "$log" >&2; exit 1; }
+  local tps p99
+  tps=$(grep -E '^tps = ' "$log" | sed -E 's/tps = ([0-9.]+).*/\1/')
+  p99=$(cat "$WORK/log-$1".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]/1000}')
+  echo "$tps $p99"
+}
 
 # seconds SQL: wall-clock seconds of one statement in a fresh session (its output discarded).
 seconds() {

@@ -69,17 +69,7 @@ select '00000000-0000-4000-8000-00000000020:client_id', 'b0000000-0000-4000-8000
 commit;
 SQL
 
-run() {  # run NAME → tps and p99 latency (ms)
-  rm -f "$WORK/log-$1".*
-  psql -d "$DB" -qc "checkpoint"
-  "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -l --log-prefix="$WORK/log-$1" -f "$WORK/$1.sql" "$DB" > "$WORK/$1.log" 2>&1 \
-    || { cat "$WORK/$1.log" >&2; exit 1; }
-  grep -q 'aborted' "$WORK/$1.log" && { cat "$WORK/$1.log" >&2; exit 1; }
-  local tps p99
-  tps=$(grep -E '^tps = ' "$WORK/$1.log" | sed -E 's/tps = ([0-9.]+).*/\1/')
-  p99=$(cat "$WORK/log-$1".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]/1000}')
-  echo "$tps $p99"
-}
+run() { pgbench_run "$1" "$WORK/$1.sql"; }
 
 echo "booking bench: $CLIENTS clients, $ROUNDS interleaved rounds of ${SECONDS_EACH}s per workload"
 SECONDS_EACH=3 run raw >/dev/null; SECONDS_EACH=3 run rpc >/dev/null

@@ -11,23 +11,13 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
 source "$ROOT/bench/lib.sh"
 install_release_extension
-export PGHOST="${PGHOST:-127.0.0.1}" PGPORT="${PGPORT:-5432}" PGUSER="${PGUSER:-postgres}"
-PG_MAJOR="${PG_MAJOR:-15}"
-PGBENCH="/usr/lib/postgresql/$PG_MAJOR/bin/pgbench"
 CLIENTS="${CLIENTS:-8}"
 SECONDS_EACH="${SECONDS_EACH:-10}"
 ROUNDS="${ROUNDS:-3}"
 ACCOUNTS=1000
-DB="careplane_bench_ledger_$$"
 REPORT="$ROOT/bench/ledger/REPORT.md"
-WORK="$(mktemp -d)"
-cleanup() { psql -d postgres -qc "drop database if exists \"$DB\" with (force)" >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-[[ -n "${KEEP_DB:-}" ]] && trap - EXIT
-
-createdb "$DB"
-DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$DB" "${CAREPLANE_COMPANION_BIN:-$ROOT/target/debug/careplane-companion}" migrate \
-  --compat sql/supabase_compat.sql --dir migrations >/dev/null
+bench_db ledger
+bench_migrate
 psql -d "$DB" -v ON_ERROR_STOP=1 -q <<SQL
 create table public.bench_accounts (n int primary key, id uuid not null);
 insert into public.ledger_accounts (kind, currency, flags)
@@ -66,17 +56,7 @@ values (gen_random_uuid(), (select id from public.bench_accounts where n = :a), 
 commit;
 SQL
 
-run() {  # run NAME SCRIPT → prints tps and p99 latency (ms)
-  local log="$WORK/$1.log"
-  rm -f "$WORK/log-$1".*
-  psql -d "$DB" -qc "checkpoint"  # each workload starts from a fresh checkpoint (same full-page-write cost)
-  "$PGBENCH" -n -c "$CLIENTS" -j 2 -T "$SECONDS_EACH" -l --log-prefix="$WORK/log-$1" -f "$2" "$DB" > "$log" 2>&1 || { cat "$log"; exit 1; }
-  local tps p99
-  tps=$(grep -E '^tps = ' "$log" | sed -E 's/tps = ([0-9.]+).*/\1/')
-  p99=$(cat "$WORK/log-$1".* | awk '{print $3}' | sort -n | awk '{a[NR]=$1} END {print a[int(NR*0.99)]/1000}')
-  echo "$tps $p99"
-}
-median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+run() { pgbench_run "$@"; }
 
 echo "ledger bench: $CLIENTS clients, $ROUNDS interleaved rounds of ${SECONDS_EACH}s per workload, $ACCOUNTS accounts"
 # Warm-up (discarded): first connections, caches, the accounts' pages.
