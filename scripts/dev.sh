@@ -117,7 +117,7 @@ extension_profile() {
 
 install_extension() {
   local profile
-  profile=$(extension_profile "${1:-release}")
+  profile=$(extension_profile "${1:-release}") || return
   echo "    $profile build"
   (cd pg_ext && cargo pgrx install --pg-config "$PG_CONFIG" $([[ $profile == release ]] && echo --release))
 }
