@@ -3,8 +3,8 @@
 -- Busy time of a practitioner (or, with by_patient, a patient). The first version filtered on
 -- `case when by_patient then patient_id else practitioner_id end = owner_id`, which no index
 -- can serve: every booking, move and slot listing read the whole appointments table
--- (bench/booking: 3 ms of a booking's 25 ms with 10,000 appointments stored, growing with the
--- table). Written as two branches, only one of which runs (`by_patient` is a one-time filter),
+-- (bench/booking: 6 of a booking's 25 ms with a few thousand appointments stored, growing with
+-- the table). Written as two branches, only one of which runs (`by_patient` is a one-time filter),
 -- each matches the partial GiST index of its exclusion constraint
 -- (appointments_practitioner_time_free / appointments_patient_time_free: the owner with =,
 -- the period with &&, active statuses only), so the read is bounded by the span.
