@@ -42,7 +42,7 @@ install_release_extension() {
   flock -s 9
 }
 
-# Refuses to measure a debug build of the extension (many times slower than what ships).
+# Refuses to measure a debug build of the extension (unoptimised: not what ships).
 require_release_build() {
   local profile
   profile=$(psql -d "$DB" -tAc "select careplane.build_info() ->> 'profile'")

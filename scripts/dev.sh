@@ -102,7 +102,7 @@ redis_up() {
 }
 
 # The extension is installed as a release build unless PGRX_PROFILE=debug: a debug build is
-# many times slower (bench/news2), and a database must not get one by accident. `test` alone
+# unoptimised (with debug assertions), and a database must not get one by accident. `test` alone
 # defaults to debug (debug assertions on, quicker to rebuild); PGRX_RELEASE=1 is the older
 # spelling of PGRX_PROFILE=release. The installed build says which it is:
 # `select careplane.build_info()`, and /health/detailed reports it.

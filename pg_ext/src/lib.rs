@@ -19,8 +19,8 @@ fn version() -> &'static str {
 }
 
 /// Which build of the extension this database runs: `{"version": "0.2.0", "profile":
-/// "release"}` (`profile` is `debug` for a build with debug assertions, which is many times
-/// slower; `make db` and the benchmarks install `release`). `/health/detailed` reports it.
+/// "release"}` (`profile` is `debug` for a build with debug assertions, unoptimised and
+/// not for serving; `make db` and the benchmarks install `release`). `/health/detailed` reports it.
 #[pg_extern(stable, parallel_safe)]
 fn build_info() -> jsonb::Jsonb {
     let profile = if cfg!(debug_assertions) { "debug" } else { "release" };

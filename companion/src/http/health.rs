@@ -43,7 +43,7 @@ pub struct Check {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// The extension only: which build the database runs, `release` or `debug` (a debug build
-    /// is many times slower; see docs/benchmarks.md). Absent when the installed extension
+    /// is unoptimised and not for serving traffic; see docs/dba.md). Absent when the installed extension
     /// predates `careplane.build_info()` (0.1.0).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
