@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-payments bench-notifications bench-realtime
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -22,6 +22,9 @@ help:
 	@echo "make bench-payments  signed webhooks stored/s vs /v1/ping, webhook-to-ledger latency; writes bench/payments/REPORT.md"
 	@echo "make bench-notifications  outbox messages/s to local fake providers, one and two instances; writes bench/notifications/REPORT.md"
 	@echo "make bench-realtime  10,000 realtime clients: companion vs Socket.IO 4 on Node 20; writes bench/realtime/REPORT.md"
+	@echo "make bench-slots  careplane.available_slots vs the same algorithm in PL/pgSQL; writes bench/slots/REPORT.md"
+	@echo "make bench-booking  book_appointment as PostgREST runs it vs raw inserts; writes bench/booking/REPORT.md"
+	@echo "make bench-news2  careplane.news2 over 1,000,000 rows vs the same scoring in SQL; writes bench/news2/REPORT.md"
 	@echo "make bench     all of them"
 
 deps:
@@ -61,13 +64,13 @@ restore:
 	@test -n "$(BACKUP_DIR)" -a -n "$(RESTORE_DB)" || { echo "usage: make restore BACKUP_DIR=backups/… RESTORE_DB=name" >&2; exit 2; }
 	@scripts/restore.sh "$(BACKUP_DIR)" "$(RESTORE_DB)"
 
-bench: bench-auth bench-ledger bench-payments bench-notifications bench-realtime
+bench: bench-auth bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime
 
 bench-auth:
 	@scripts/dev.sh bench
 
 bench-ledger:
-	@PGRX_RELEASE=1 scripts/dev.sh deps-build
+	@scripts/dev.sh bench-deps
 	@bench/ledger/run.sh
 
 bench-payments:
@@ -80,3 +83,15 @@ bench-notifications:
 bench-realtime:
 	@scripts/dev.sh deps-build
 	@bench/realtime/run.sh
+
+bench-slots:
+	@scripts/dev.sh bench-deps
+	@bench/slots/run.sh
+
+bench-booking:
+	@scripts/dev.sh bench-deps
+	@bench/booking/run.sh
+
+bench-news2:
+	@scripts/dev.sh bench-deps
+	@bench/news2/run.sh

@@ -10,6 +10,8 @@
 #   scripts/dev.sh token --sub <uuid> --role <role>
 #                             print a development access token for the companion `run` serves
 #   scripts/dev.sh bench      the benchmark in bench/ (release build, wrk, Node 20 + Express)
+#   scripts/dev.sh bench-deps deps and the companion (the database benchmarks in bench/*/ install
+#                             the extension's release build themselves)
 #
 # Each step prints its name and how long it took; a failing step stops everything and says so.
 set -Eeuo pipefail
@@ -99,8 +101,25 @@ redis_up() {
   echo "    Redis did not come up" >&2; return 1
 }
 
+# The extension is installed as a release build unless PGRX_PROFILE=debug: a debug build is
+# unoptimised (with debug assertions), and a database must not get one by accident. `test` alone
+# defaults to debug (debug assertions on, quicker to rebuild); PGRX_RELEASE=1 is the older
+# spelling of PGRX_PROFILE=release. The installed build says which it is:
+# `select careplane.build_info()`, and /health/detailed reports it.
+extension_profile() {
+  local profile="${PGRX_PROFILE:-${PGRX_RELEASE:+release}}"
+  profile="${profile:-${1:-release}}"
+  case "$profile" in
+    release|debug) echo "$profile" ;;
+    *) echo "PGRX_PROFILE must be release or debug, not '$profile'" >&2; return 2 ;;
+  esac
+}
+
 install_extension() {
-  (cd pg_ext && cargo pgrx install --pg-config "$PG_CONFIG" ${PGRX_RELEASE:+--release})
+  local profile
+  profile=$(extension_profile "${1:-release}") || return
+  echo "    $profile build"
+  (cd pg_ext && cargo pgrx install --pg-config "$PG_CONFIG" $([[ $profile == release ]] && echo --release))
 }
 
 build_companion() {
@@ -156,7 +175,7 @@ deps() {
 }
 
 build() {
-  step "build and install the careplane extension" install_extension
+  step "build and install the careplane extension" install_extension "${1:-release}"
   step "build the companion" build_companion
 }
 
@@ -193,6 +212,7 @@ dev_jwt_secret() {
 case "${1:-}" in
   deps) deps ;;
   deps-build) deps; build ;;
+  bench-deps) deps; step "build the companion" build_companion ;;  # the benchmarks install the extension (release) themselves
   db) db ;;
   db-reset) step "drop database $DB" drop_database; db ;;
   run)
@@ -214,7 +234,7 @@ case "${1:-}" in
   test)
     t0=$SECONDS
     deps
-    build
+    build debug
     # Tests make their own databases. Anything that would fall back to the developer's database
     # ($DB, DATABASE_URL) is pointed at one that does not exist, so leaning on it fails loudly.
     absent="careplane_test_absent_$$"
@@ -229,5 +249,5 @@ case "${1:-}" in
     step "schemathesis over every companion operation" scripts/schemathesis.sh
     bold "all tests passed in $((SECONDS - t0))s"
     ;;
-  *) echo "usage: $0 deps|deps-build|db|db-reset|run|test|token|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 deps|deps-build|bench-deps|db|db-reset|run|test|token|bench" >&2; exit 2 ;;
 esac

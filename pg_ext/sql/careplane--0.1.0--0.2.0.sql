@@ -27,7 +27,7 @@ AS 'careplane-0.2.0', 'appointment_statuses_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."appointment_transition"(
 	"input" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'appointment_transition_wrapper';
@@ -39,7 +39,7 @@ CREATE OR REPLACE FUNCTION careplane."assess"(
 	"assessed_findings" jsonb, /* Option < JsonArg > */
 	"date_of_birth" date, /* Option < Date > */
 	"today" date /* Option < Date > */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'assess_wrapper';
@@ -51,17 +51,22 @@ AS 'careplane-0.2.0', 'availability_exception_kinds_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."available_slots"(
 	"input" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'available_slots_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."booking_conflicts"(
 	"input" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'booking_conflicts_wrapper';
+
+CREATE OR REPLACE FUNCTION careplane."build_info"() RETURNS jsonb /* jsonb :: Jsonb */
+STRICT STABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'careplane-0.2.0', 'build_info_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."busy_window_minutes"() RETURNS INT /* i32 */
 IMMUTABLE STRICT PARALLEL SAFE
@@ -79,7 +84,7 @@ AS 'careplane-0.2.0', 'claim_is_live_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."conflict_verdict"(
 	"reasons" TEXT[] /* Vec < Option < String > > */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'conflict_verdict_wrapper';
@@ -125,7 +130,7 @@ AS 'careplane-0.2.0', 'distance_km_wrapper';
 CREATE OR REPLACE FUNCTION careplane."emergency_abuse_verdict"(
 	"status" TEXT, /* & str */
 	"note_chars" bigint /* i64 */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'emergency_abuse_verdict_wrapper';
@@ -139,7 +144,7 @@ CREATE OR REPLACE FUNCTION careplane."emergency_assessment_verdict"(
 	"status" TEXT, /* & str */
 	"actor" TEXT, /* & str */
 	"gives_something" bool /* bool */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'emergency_assessment_verdict_wrapper';
@@ -154,7 +159,7 @@ CREATE OR REPLACE FUNCTION careplane."emergency_assignment_verdict"(
 	"responder_active" bool, /* Option < bool > */
 	"responder_on_duty" bool, /* Option < bool > */
 	"responder_busy" bool /* Option < bool > */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'emergency_assignment_verdict_wrapper';
@@ -165,7 +170,7 @@ CREATE OR REPLACE FUNCTION careplane."emergency_raise_verdict"(
 	"max_open" bigint, /* i64 */
 	"max_per_window" bigint, /* i64 */
 	"window_minutes" bigint /* i64 */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'emergency_raise_verdict_wrapper';
@@ -177,7 +182,7 @@ CREATE OR REPLACE FUNCTION careplane."emergency_release_verdict"(
 	"caller" uuid, /* Option < Uuid > */
 	"at" timestamp with time zone, /* Option < TimestampWithTimeZone > */
 	"claim_lapse_minutes" bigint /* Option < i64 > */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'emergency_release_verdict_wrapper';
@@ -196,14 +201,14 @@ CREATE OR REPLACE FUNCTION careplane."emergency_transition"(
 	"from" TEXT, /* & str */
 	"to" TEXT, /* & str */
 	"actor" TEXT /* & str */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'emergency_transition_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."esi"(
 	"input" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'esi_wrapper';
@@ -255,7 +260,7 @@ AS 'careplane-0.2.0', 'is_valid_time_zone_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."ledger_apply"(
 	"input" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'ledger_apply_wrapper';
@@ -288,7 +293,7 @@ AS 'careplane-0.2.0', 'ledger_posting_types_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."ledger_request"(
 	"request" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'ledger_request_wrapper';
@@ -317,10 +322,17 @@ AS 'careplane-0.2.0', 'may_contact_patient_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."news2"(
 	"vitals" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'news2_wrapper';
+
+CREATE OR REPLACE FUNCTION careplane."news2_total"(
+	"vitals" jsonb /* JsonArg */
+) RETURNS INT /* Option < i32 > */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'careplane-0.2.0', 'news2_total_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."page_due"(
 	"last_paged_at" timestamp with time zone, /* Option < TimestampWithTimeZone > */
@@ -338,7 +350,7 @@ AS 'careplane-0.2.0', 'participation_statuses_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."plan_booking"(
 	"input" jsonb /* JsonArg */
-) RETURNS jsonb /* JsonB */
+) RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'plan_booking_wrapper';
@@ -350,7 +362,7 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'schedule_setting_default_wrapper';
 
-CREATE OR REPLACE FUNCTION careplane."scheduling_limits"() RETURNS jsonb /* JsonB */
+CREATE OR REPLACE FUNCTION careplane."scheduling_limits"() RETURNS jsonb /* Jsonb */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'scheduling_limits_wrapper';

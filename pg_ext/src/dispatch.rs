@@ -9,7 +9,9 @@ use careplane_rules::json::invalid;
 use careplane_rules::verdict::Verdict;
 use pgrx::datum::{TimestampWithTimeZone, Uuid};
 use pgrx::prelude::*;
-use pgrx::{pg_sys, JsonB};
+use pgrx::pg_sys;
+
+use crate::jsonb::Jsonb;
 
 use crate::errors::invalid_parameter;
 
@@ -66,9 +68,9 @@ fn emergency_responder_statuses() -> Vec<&'static str> {
 /// not have, 42501 `forbidden_transition` for one this actor may not make, PT422
 /// `use_assign_responder` for a move to `assigned`.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn emergency_transition(from: &str, to: &str, actor: &str) -> JsonB {
+fn emergency_transition(from: &str, to: &str, actor: &str) -> Jsonb {
     let (from, to, actor) = (status("from", from), status("to", to), self::actor(actor));
-    JsonB(Verdict::of(dispatch::status_change(from, to, actor)).into_json())
+    Jsonb(Verdict::of(dispatch::status_change(from, to, actor)).into_json())
 }
 
 /// The value of a dispatch setting: `value` (the text of the custom setting
@@ -102,7 +104,7 @@ fn emergency_assignment_verdict(
     responder_active: Option<bool>,
     responder_on_duty: Option<bool>,
     responder_busy: Option<bool>,
-) -> JsonB {
+) -> Jsonb {
     let status = self::status("status", required("status", status));
     let claim = claim(claimed_by, claimed_at, caller, required("at", at));
     let responder = ResponderState {
@@ -111,7 +113,7 @@ fn emergency_assignment_verdict(
         busy: required("responder_busy", responder_busy),
     };
     let lapse = required("claim_lapse_minutes", claim_lapse_minutes);
-    JsonB(Verdict::of(dispatch::check_assignment(status, claim, lapse, responder)).into_json())
+    Jsonb(Verdict::of(dispatch::check_assignment(status, claim, lapse, responder)).into_json())
 }
 
 /// A dispatcher (`caller`) hands a claimed request back: a verdict (PT409 `not_claimed`,
@@ -124,34 +126,34 @@ fn emergency_release_verdict(
     caller: Option<Uuid>,
     at: Option<TimestampWithTimeZone>,
     claim_lapse_minutes: Option<i64>,
-) -> JsonB {
+) -> Jsonb {
     let status = self::status("status", required("status", status));
     let claim = claim(claimed_by, claimed_at, caller, required("at", at));
     let lapse = required("claim_lapse_minutes", claim_lapse_minutes);
-    JsonB(Verdict::of(dispatch::check_release(status, claim, lapse)).into_json())
+    Jsonb(Verdict::of(dispatch::check_release(status, claim, lapse)).into_json())
 }
 
 /// Staff record their assessment of a request: a verdict (42501 `forbidden_assessment`, PT422
 /// `emergency_closed`, 22023 `nothing_to_assess`).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn emergency_assessment_verdict(status: &str, actor: &str, gives_something: bool) -> JsonB {
+fn emergency_assessment_verdict(status: &str, actor: &str, gives_something: bool) -> Jsonb {
     let (status, actor) = (self::status("status", status), self::actor(actor));
-    JsonB(Verdict::of(dispatch::check_assessment(status, actor, gives_something)).into_json())
+    Jsonb(Verdict::of(dispatch::check_assessment(status, actor, gives_something)).into_json())
 }
 
 /// A dispatcher marks a request as abuse, with a note of `note_chars` characters: a verdict
 /// (the life cycle's refusals for a move to `cancelled`; 22023 `note_too_long`).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn emergency_abuse_verdict(status: &str, note_chars: i64) -> JsonB {
+fn emergency_abuse_verdict(status: &str, note_chars: i64) -> Jsonb {
     let status = self::status("status", status);
-    JsonB(Verdict::of(dispatch::check_abuse_mark(status, note_chars)).into_json())
+    Jsonb(Verdict::of(dispatch::check_abuse_mark(status, note_chars)).into_json())
 }
 
 /// A requester with `open` active requests, `raised` of them within the window, raises another:
 /// a verdict (PT422 `too_many_open_emergencies`, PT429 `emergency_rate_limited`).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn emergency_raise_verdict(open: i64, raised: i64, max_open: i64, max_per_window: i64, window_minutes: i64) -> JsonB {
-    JsonB(Verdict::of(dispatch::check_raise(open, raised, max_open, max_per_window, window_minutes)).into_json())
+fn emergency_raise_verdict(open: i64, raised: i64, max_open: i64, max_per_window: i64, window_minutes: i64) -> Jsonb {
+    Jsonb(Verdict::of(dispatch::check_raise(open, raised, max_open, max_per_window, window_minutes)).into_json())
 }
 
 /// Whether a request that qualifies for a page texts the on-call dispatchers now, given when

@@ -1,16 +1,17 @@
 //! `JsonArg`: a `jsonb` argument decoded without panicking.
 //!
-//! pgrx's own `JsonB` argument parses the value with `serde_json` and panics when that fails —
+//! pgrx's own `JsonB` argument prints the value and parses it with `serde_json`, and panics when that fails —
 //! a number such as `1e400` (out of `f64` range) or JSON nested more deeply than serde_json's
 //! recursion limit — and a panic surfaces as `XX000` (HTTP 500). Every careplane function that
 //! takes JSON takes a `JsonArg` instead and calls [`JsonArg::value`], which answers `22023`
-//! naming the argument; `careplane_rules::json::decode_bounded` bounds size and depth.
+//! naming the argument. The value is read straight from the binary `jsonb` ([`crate::jsonb::read`]),
+//! within the bounds `careplane_rules::json::decode_bounded` sets for text.
 
 use careplane_rules::json::{invalid, InputError};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::pg_sys;
 use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable};
-use pgrx::{direct_function_call, FromDatum};
+use pgrx::FromDatum;
 use serde_json::Value;
 
 /// A decoded `jsonb` argument, or why it could not be decoded.
@@ -29,17 +30,13 @@ impl FromDatum for JsonArg {
         if is_null {
             return None;
         }
-        // As pgrx's JsonB does: jsonb_out, then parse — but an error is kept, not panicked on.
+        // Read from the binary jsonb (crate::jsonb): no text in between, and an error is
+        // kept, not panicked on.
         unsafe {
             let varlena = datum.cast_mut_ptr();
-            let detoasted = pg_sys::pg_detoast_datum_packed(varlena);
-            let cstr = direct_function_call::<&core::ffi::CStr>(pg_sys::jsonb_out, &[Some(detoasted.into())])
-                .expect("jsonb_out returns a string for a non-null jsonb");
-            let decoded = match cstr.to_str() {
-                Ok(text) => careplane_rules::json::decode_bounded(text),
-                Err(_) => Err("is not valid UTF-8".to_owned()),
-            };
-            pg_sys::pfree(cstr.as_ptr() as *mut core::ffi::c_void);
+            // Not the packed form: `Jsonb` has a 4-byte header (as DatumGetJsonbP gives it).
+            let detoasted = pg_sys::pg_detoast_datum(varlena);
+            let decoded = crate::jsonb::read(detoasted.cast());
             if detoasted != varlena {
                 pg_sys::pfree(detoasted as *mut core::ffi::c_void);
             }

@@ -6,7 +6,7 @@
 
 use careplane_rules::ledger::{self, json as ledger_json, Direction, Flags, TransferType, VoidReason};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use crate::jsonb::Jsonb;
 
 use crate::errors::invalid_parameter;
 use crate::json_arg::JsonArg;
@@ -18,18 +18,18 @@ const APPLY_HINT: &str = "input: {request, accounts, pending, pending_resolution
 /// A transfer request → `{"ok": true, "request": <canonical>, "account_ids": [sorted]}`, or
 /// `LG011` when its legs are not an array.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn ledger_request(request: JsonArg) -> JsonB {
+fn ledger_request(request: JsonArg) -> Jsonb {
     let verdict = request.value("request").and_then(ledger_json::request_verdict);
-    JsonB(verdict.unwrap_or_else(|e| invalid_parameter(&e, REQUEST_HINT)).into_json())
+    Jsonb(verdict.unwrap_or_else(|e| invalid_parameter(&e, REQUEST_HINT)).into_json())
 }
 
 /// `{request, accounts, pending, pending_resolution, existing, reversed, reversed_by, now}` →
 /// `{"ok": true, "outcome": "exists"}`, `{"ok": true, "outcome": "created", "transfer",
 /// "entries", "accounts"}`, or the refusal.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn ledger_apply(input: JsonArg) -> JsonB {
+fn ledger_apply(input: JsonArg) -> Jsonb {
     let verdict = input.value("input").and_then(ledger_json::apply_verdict);
-    JsonB(verdict.unwrap_or_else(|e| invalid_parameter(&e, APPLY_HINT)).into_json())
+    Jsonb(verdict.unwrap_or_else(|e| invalid_parameter(&e, APPLY_HINT)).into_json())
 }
 
 /// The account flags (`ledger_accounts.flags`).

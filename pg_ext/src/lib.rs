@@ -8,6 +8,7 @@ use pgrx::prelude::*;
 
 mod errors;
 mod json_arg;
+mod jsonb;
 
 ::pgrx::pg_module_magic!(name, version);
 
@@ -15,6 +16,15 @@ mod json_arg;
 #[pg_extern(immutable, strict, parallel_safe)]
 fn version() -> &'static str {
     careplane_rules::VERSION
+}
+
+/// Which build of the extension this database runs: `{"version": "0.2.0", "profile":
+/// "release"}` (`profile` is `debug` for a build with debug assertions, unoptimised and
+/// not for serving; `make db` and the benchmarks install `release`). `/health/detailed` reports it.
+#[pg_extern(stable, parallel_safe)]
+fn build_info() -> jsonb::Jsonb {
+    let profile = if cfg!(debug_assertions) { "debug" } else { "release" };
+    jsonb::Jsonb(serde_json::json!({ "version": careplane_rules::VERSION, "profile": profile }))
 }
 
 /// Minor-unit exponent of an ISO 4217 currency: `currency_exponent('NGN')` is 2.

@@ -7,7 +7,7 @@ use careplane_rules::json::{invalid, Fields, InputError};
 use careplane_rules::scheduling::appointment::{self, ConsultationStatus, Participation, Status};
 use careplane_rules::scheduling::{self, booking, periods_from_json, required_instant, ConflictQuery, Period, Schedule};
 use pgrx::prelude::*;
-use pgrx::JsonB;
+use crate::jsonb::Jsonb;
 use serde_json::Value;
 
 use crate::errors::invalid_parameter;
@@ -29,7 +29,7 @@ fn status_hint() -> String {
 /// bookable slots in `[from, to)`, in time order (none when the practitioner is inactive or
 /// not accepting patients).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn available_slots(input: JsonArg) -> JsonB {
+fn available_slots(input: JsonArg) -> Jsonb {
     let run = || -> Result<Value, InputError> {
         let f = Fields::new("input", input.value("input")?, &["schedule", "busy", "now", "from", "to"])?;
         let schedule = Schedule::from_json(f.require("schedule")?)?;
@@ -38,22 +38,22 @@ fn available_slots(input: JsonArg) -> JsonB {
         let slots = scheduling::available_slots(&schedule, &busy, required_instant(&f, "now")?, window)?;
         Ok(Value::Array(slots.iter().map(scheduling::period_json).collect()))
     };
-    JsonB(run().unwrap_or_else(|e| invalid_parameter(&e, SLOTS_HINT)))
+    Jsonb(run().unwrap_or_else(|e| invalid_parameter(&e, SLOTS_HINT)))
 }
 
 /// `{schedule, status, practitioner_busy, patient_busy, now, start, end}` → a verdict:
 /// `{"ok": true}`, or `PT409` with detail `{"code": "booking_conflict", "reasons": [...]}`.
 /// The patient's calendar counts only when `status` holds time (not for a proposal).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn booking_conflicts(input: JsonArg) -> JsonB {
+fn booking_conflicts(input: JsonArg) -> Jsonb {
     let q = input.value("input").and_then(ConflictQuery::from_json).unwrap_or_else(|e| invalid_parameter(&e, CONFLICTS_HINT));
-    JsonB(scheduling::conflicts_verdict(q.conflicts()).into_json())
+    Jsonb(scheduling::conflicts_verdict(q.conflicts()).into_json())
 }
 
 /// The `PT409` verdict for conflicts found by the database itself (the exclusion constraints):
 /// `conflict_verdict(array['patient_busy'])`.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn conflict_verdict(reasons: Vec<Option<String>>) -> JsonB {
+fn conflict_verdict(reasons: Vec<Option<String>>) -> Jsonb {
     let codes = scheduling::Conflict::ALL.map(|c| c.code()).join(", ");
     let conflicts = reasons
         .iter()
@@ -64,27 +64,27 @@ fn conflict_verdict(reasons: Vec<Option<String>>) -> JsonB {
         })
         .collect::<Result<Vec<_>, _>>()
         .unwrap_or_else(|e| invalid_parameter(&e, &format!("conflicts: {codes}")));
-    JsonB(scheduling::conflicts_verdict(conflicts).into_json())
+    Jsonb(scheduling::conflicts_verdict(conflicts).into_json())
 }
 
 /// Who books how (`careplane_rules::scheduling::booking`): `{"ok": true, replay, status,
 /// participation, opens_consultation, change}`, or `42501` / `PT404` / `22023` / `PT409`.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn plan_booking(input: JsonArg) -> JsonB {
+fn plan_booking(input: JsonArg) -> Jsonb {
     let v = input.value("input").and_then(booking::plan_verdict).unwrap_or_else(|e| invalid_parameter(&e, PLAN_HINT));
-    JsonB(v.into_json())
+    Jsonb(v.into_json())
 }
 
 /// An appointment move: `{"ok": true, "to": status}`, or `42501 forbidden`, `PT422
 /// invalid_transition | use_cancel_appointment | use_accept_appointment | not_yet_started |
 /// not_reschedulable`.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn appointment_transition(input: JsonArg) -> JsonB {
+fn appointment_transition(input: JsonArg) -> Jsonb {
     let v = input
         .value("input")
         .and_then(appointment::transition_verdict)
         .unwrap_or_else(|e| invalid_parameter(&e, TRANSITION_HINT));
-    JsonB(v.into_json())
+    Jsonb(v.into_json())
 }
 
 // Lists -------------------------------------------------------------------------------------------
@@ -204,8 +204,8 @@ fn busy_window_minutes() -> i32 {
 /// Every scheduling limit by name: `{settings: {name: {min, max, default}}, busy_window_minutes,
 /// max_window_days}`.
 #[pg_extern(immutable, parallel_safe)]
-fn scheduling_limits() -> JsonB {
-    JsonB(scheduling::limits_json())
+fn scheduling_limits() -> Jsonb {
+    Jsonb(scheduling::limits_json())
 }
 
 /// An IANA time zone the rules can compute with (`UTC`, `Africa/Lagos`); not an abbreviation,

@@ -42,6 +42,11 @@ pub struct Check {
     pub version: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The extension only: which build the database runs, `release` or `debug` (a debug build
+    /// is unoptimised and not for serving traffic; see docs/dba.md). Absent when the installed extension
+    /// predates `careplane.build_info()` (0.1.0).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -102,8 +107,8 @@ where
     };
     let latency_ms = (started.elapsed().as_secs_f64() * 1000.0 * 100.0).round() / 100.0;
     match outcome {
-        Ok(version) => Check { status: "ok", latency_ms, version, error: None },
-        Err(error) => Check { status: "down", latency_ms, version: None, error: Some(error) },
+        Ok(version) => Check { status: "ok", latency_ms, version, error: None, build: None },
+        Err(error) => Check { status: "down", latency_ms, version: None, error: Some(error), build: None },
     }
 }
 
@@ -121,23 +126,32 @@ where
 pub async fn detailed(State(state): State<AppState>) -> Response {
     let timeout = state.config.health_check_timeout;
     let db = &state.db;
-    let (database, extension, redis, inbox) = tokio::join!(
+    let mut build = None;
+    let (database, mut extension, redis, inbox) = tokio::join!(
         timed(timeout, async {
             sqlx::query_scalar::<_, i32>("select 1").fetch_one(db).await.map(|_| None).map_err(|e| e.to_string())
         }),
         timed(timeout, async {
-            sqlx::query_scalar::<_, String>(
+            let version = sqlx::query_scalar::<_, String>(
                 "select extversion from pg_catalog.pg_extension where extname = 'careplane'",
             )
             .fetch_optional(db)
             .await
             .map_err(|e| e.to_string())?
-            .map(Some)
             .ok_or_else(|| "the careplane extension is not installed in this database".to_owned())
+            .map(Some)?;
+            // Which build (release / debug); an extension older than build_info() says nothing.
+            build = sqlx::query_scalar::<_, Option<String>>("select careplane.build_info() ->> 'profile'")
+                .fetch_one(db)
+                .await
+                .ok()
+                .flatten();
+            Ok(version)
         }),
         timed(timeout, async { state.redis.ping().await.map(|()| None) }),
         tokio::time::timeout(timeout, crate::payments::worker::inbox_stats(db)),
     );
+    extension.build = build;
     let payments_inbox = match inbox {
         Ok(Ok(counts)) => InboxHealth {
             status: if counts.dead > 0 {
