@@ -36,6 +36,7 @@ DEV_JWT_SECRET_FILE="$ROOT/target/careplane-dev-jwt-secret"
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
   "postgresql-$PG_MAJOR-cron" nginx libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
+  chromium coturn
 )
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
@@ -201,6 +202,13 @@ realtime_js_deps() {
   (cd tests/realtime-js && npm ci --no-audit --no-fund --loglevel=error)
 }
 
+# The consultation page's supabase-js (served by the companion) and the browser test's
+# playwright-core (tests/consultation_browser.rs).
+examples_deps() {
+  command -v npm >/dev/null || { echo "npm (Node 20+) is needed for examples/consultation" >&2; return 1; }
+  (cd examples/consultation && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 dev_jwt_secret() {
   if [[ ! -s "$DEV_JWT_SECRET_FILE" ]]; then
     mkdir -p "$(dirname "$DEV_JWT_SECRET_FILE")"
@@ -222,6 +230,8 @@ case "${1:-}" in
       export SUPABASE_JWT_SECRET
       echo "    SUPABASE_JWT_SECRET not set: using the development secret in ${DEV_JWT_SECRET_FILE#"$ROOT"/}"
     fi
+    step "Node packages for the consultation page (npm ci)" examples_deps
+    export EXAMPLES_DIR="${EXAMPLES_DIR:-$ROOT/examples}"
     bold "==> companion (Ctrl-C stops it)"
     DATABASE_URL="${DATABASE_URL:-postgres://$PGUSER@$PGHOST:$PGPORT/$DB}" exec "$COMPANION" serve
     ;;
@@ -244,6 +254,7 @@ case "${1:-}" in
     step "local S3 stores for the file tests (moto, s3rver; pinned, under target/)" \
       bash -c 'scripts/moto.sh install && scripts/s3rver.sh install'
     step "Node packages for the realtime conformance suite (npm ci)" realtime_js_deps
+    step "Node packages for the consultation page and its browser test (npm ci)" examples_deps
     step "Rust tests: rules, companion, end-to-end" rust_tests
     step "pgTAP tests (pg_prove) in a throwaway database" scripts/pgtap.sh
     step "schemathesis over every companion operation" scripts/schemathesis.sh

@@ -92,6 +92,7 @@ env -i PATH="$PATH" HOME="${HOME:-/tmp}" \
   RATE_LIMIT_USER_PER_MINUTE=1000000 RATE_LIMIT_USER_BURST=100000 \
   LEDGER_EXPIRY_INTERVAL_SECONDS=0 RUST_LOG=warn \
   S3_ENDPOINT="$moto_endpoint" S3_BUCKET=careplane-files S3_ACCESS_KEY_ID=schemathesis S3_SECRET_ACCESS_KEY=schemathesis \
+  TURN_URLS="turn:127.0.0.1:3478?transport=udp" TURN_SECRET="$secret" \
   "$COMPANION" serve >"$log" 2>&1 &
 companion_pid=$!
 

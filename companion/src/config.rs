@@ -61,6 +61,14 @@ pub struct Config {
     /// `S3_*`, `FILES_*`: the file store (docs/files.md); `None` without `S3_ENDPOINT`.
     pub files: Option<crate::files::FilesConfig>,
     pub paystack: PaystackConfig,
+    /// `TURN_URLS`, `TURN_SECRET`, `TURN_TTL_SECONDS`: STUN/TURN for consultation calls.
+    pub turn: crate::turn::TurnConfig,
+    /// `CONSULTATION_SWEEP_INTERVAL_SECONDS`: how often calls past their slot are ended
+    /// (`private.end_overdue_consultations()`); 0 turns the sweep off.
+    pub consultation_sweep_interval: Option<Duration>,
+    /// `EXAMPLES_DIR`: development only — serve this directory (the repository's `examples/`)
+    /// at `/examples/`; unset (the default, and in production) serves nothing.
+    pub examples_dir: Option<std::path::PathBuf>,
     pub realtime: RealtimeConfig,
 }
 
@@ -360,8 +368,24 @@ impl Config {
 
         let bind_addr: SocketAddr = parse("BIND_ADDR", &get("BIND_ADDR", DEFAULT_BIND_ADDR))?;
         let notify = crate::notify::config::parse(&lookup, bind_addr)?;
+        let sweep_seconds: u64 =
+            parse("CONSULTATION_SWEEP_INTERVAL_SECONDS", &get("CONSULTATION_SWEEP_INTERVAL_SECONDS", "60"))?;
+
+        let examples_dir = match lookup("EXAMPLES_DIR").filter(|d| !d.trim().is_empty()) {
+            None => None,
+            Some(dir) => {
+                let path = std::path::PathBuf::from(dir.trim());
+                if !path.is_dir() {
+                    return Err(ConfigError { name: "EXAMPLES_DIR", reason: format!("{} is not a directory", path.display()) });
+                }
+                Some(path)
+            }
+        };
 
         Ok(Config {
+            examples_dir,
+            turn: crate::turn::TurnConfig::from_lookup(&lookup)?,
+            consultation_sweep_interval: (sweep_seconds > 0).then(|| Duration::from_secs(sweep_seconds)),
             ledger_expiry_interval: (expiry_seconds > 0).then(|| Duration::from_secs(expiry_seconds)),
             database_url: database_url.into(),
             database_max_connections,
@@ -440,7 +464,7 @@ fn paystack_config(
     })
 }
 
-fn parse<T: FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
+pub(crate) fn parse<T: FromStr>(name: &'static str, value: &str) -> Result<T, ConfigError>
 where
     T::Err: std::fmt::Display,
 {

@@ -22,6 +22,7 @@ pub mod notify;
 pub mod ratelimit;
 pub mod realtime;
 pub mod redis_conn;
+pub mod turn;
 pub mod workers;
 
 pub use config::Config;

@@ -153,11 +153,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("BIND_ADDR {bind}: cannot listen"))?;
     let addr = listener.local_addr()?;
     let state = AppState::from_config(config.clone())?;
-    let expiry = config.ledger_expiry_interval.map(|interval| {
-        tokio::spawn(careplane_companion::workers::ledger_expiry::run(state.db.clone(), interval))
-    });
     let payment_workers = careplane_companion::payments::worker::spawn_all(&state);
     let notify_workers = notify_workers(&state);
+    use careplane_companion::workers::sweep::{CONSULTATION_END, LEDGER_EXPIRY};
+    let sweeps: Vec<_> = [(&LEDGER_EXPIRY, config.ledger_expiry_interval), (&CONSULTATION_END, config.consultation_sweep_interval)]
+        .into_iter()
+        .filter_map(|(sweep, interval)| interval.map(|i| tokio::spawn(sweep.run(state.db.clone(), i))))
+        .collect();
     let realtime_workers = state.realtime.spawn_workers(state.db.clone());
     let realtime = state.realtime.clone();
     let router = app(state);
@@ -173,7 +175,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     axum::serve(listener, router.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;
-    if let Some(worker) = expiry {
+    for worker in sweeps {
         worker.abort();
     }
     payment_workers.iter().for_each(|w| w.abort());
@@ -231,6 +233,12 @@ fn print_banner(config: &Config, addr: std::net::SocketAddr) {
         email = if config.notify.sendgrid.is_some() { "via SendGrid" } else { "to the sandbox sink (GET /dev/notifications)" },
         public = config.notify.public_base_url,
     );
+    if config.examples_dir.is_some() {
+        println!(
+            "  examples    {base}/examples/consultation/  (development: EXAMPLES_DIR)\n    \
+             {base}/examples/consultation/?relay=1#token=<token>&consultation=<id>&role=patient|clinician&autostart=1\n"
+        );
+    }
     if auth.jwt_secret.is_some() {
         println!(
             "  A development token (HS256, signed with this SUPABASE_JWT_SECRET):\n    \

@@ -89,6 +89,28 @@ IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'conflict_verdict_wrapper';
 
+CREATE OR REPLACE FUNCTION careplane."consultation_call_is_open"(
+	"status" TEXT /* & str */
+) RETURNS bool /* bool */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'careplane-0.2.0', 'consultation_call_is_open_wrapper';
+
+CREATE OR REPLACE FUNCTION careplane."consultation_move"(
+	"input" jsonb /* JsonArg */
+) RETURNS jsonb /* Jsonb */
+IMMUTABLE STRICT PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'careplane-0.2.0', 'consultation_move_wrapper';
+
+CREATE OR REPLACE FUNCTION careplane."consultation_setting"(
+	"name" TEXT, /* Option < & str > */
+	"value" TEXT /* Option < & str > */
+) RETURNS bigint /* i64 */
+IMMUTABLE PARALLEL SAFE
+LANGUAGE c /* Rust */
+AS 'careplane-0.2.0', 'consultation_setting_wrapper';
+
 CREATE OR REPLACE FUNCTION careplane."consultation_status_after"(
 	"appointment_status" TEXT, /* & str */
 	"consultation_status" TEXT /* & str */

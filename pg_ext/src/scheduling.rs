@@ -5,7 +5,7 @@
 
 use careplane_rules::json::{invalid, Fields, InputError};
 use careplane_rules::scheduling::appointment::{self, ConsultationStatus, Participation, Status};
-use careplane_rules::scheduling::{self, booking, periods_from_json, required_instant, ConflictQuery, Period, Schedule};
+use careplane_rules::scheduling::{self, booking, consultation, periods_from_json, required_instant, ConflictQuery, Period, Schedule};
 use pgrx::prelude::*;
 use crate::jsonb::Jsonb;
 use serde_json::Value;
@@ -20,6 +20,9 @@ const PLAN_HINT: &str = "input: {signed_in, on_behalf, may_book_for_patients, ow
      patient_is_practitioner, relationship, practitioner_id, patient_id, starts_at, earlier}";
 const TRANSITION_HINT: &str = "input: {action: set_status|cancel|accept|decline|reschedule, from, to (set_status), \
      actor: patient|practitioner|admin, starts_at, now}";
+
+const CONSULTATION_HINT: &str = "input: {move: join|admit|end|auto_end|no_show|write_summary, party: patient|clinician|system, \
+     status, appointment_status, starts_at, ends_at, now, timing?: {waiting_room_opens_minutes, no_show_grace_minutes, auto_end_after_minutes}}";
 
 fn status_hint() -> String {
     format!("appointment statuses: {}", appointment::statuses().join(", "))
@@ -168,6 +171,33 @@ fn consultation_status_after(appointment_status: &str, consultation_status: &str
         )
     });
     appointment::consultation_status_after(status(appointment_status), c).code()
+}
+
+/// A consultation move (`careplane_rules::scheduling::consultation`): `{"ok": true, "to",
+/// "appointment_to"?, "starts", "ends", "changed"}`, or `42501 forbidden`, `PT422
+/// invalid_transition | appointment_not_active | waiting_room_not_open | waiting_room_closed |
+/// no_show_too_early | not_overdue | not_started`.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn consultation_move(input: JsonArg) -> Jsonb {
+    let v = input.value("input").and_then(consultation::move_verdict).unwrap_or_else(|e| invalid_parameter(&e, CONSULTATION_HINT));
+    Jsonb(v.into_json())
+}
+
+/// Is the call of a consultation in this status open (signaling, TURN credentials)? False for
+/// anything that is not a consultation status.
+#[pg_extern(immutable, strict, parallel_safe)]
+fn consultation_call_is_open(status: &str) -> bool {
+    ConsultationStatus::parse(status).is_some_and(consultation::call_is_open)
+}
+
+/// The value of a consultation timing setting: `value` (the text of the custom setting
+/// `careplane.<name>`, null or empty when unset) or the rule's default; 22023 for an unknown
+/// name or a value outside the setting's bounds.
+#[pg_extern(immutable, parallel_safe)]
+fn consultation_setting(name: Option<&str>, value: Option<&str>) -> i64 {
+    let names: Vec<&str> = consultation::SETTINGS.iter().map(|s| s.name).collect();
+    let name = name.unwrap_or_else(|| invalid_parameter(&invalid("name", "required"), &names.join(", ")));
+    consultation::setting(name, value).unwrap_or_else(|e| invalid_parameter(&e, &format!("settings: {} (see docs/consultations.md)", names.join(", "))))
 }
 
 /// The values of `availability_exceptions.kind`.

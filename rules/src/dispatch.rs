@@ -10,7 +10,7 @@ use std::fmt;
 
 use serde_json::{json, Map, Value};
 
-use crate::json::{invalid, InputError};
+use crate::json::InputError;
 use crate::verdict::Refusal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,16 +170,7 @@ pub fn status_change(from: Status, to: Status, actor: Actor) -> Result<(), Trans
 // ------------------------------------------------------------------------------------------------
 // Settings
 
-/// A named, bounded setting with its default. The database reads an override from the custom
-/// setting `careplane.<name>` (e.g. `alter database … set careplane.claim_lapse_minutes = 15`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Setting {
-    pub name: &'static str,
-    pub default: i64,
-    pub min: i64,
-    pub max: i64,
-    pub doc: &'static str,
-}
+pub use crate::settings::Setting;
 
 pub const SETTINGS: &[Setting] = &[
     Setting {
@@ -215,21 +206,9 @@ pub const SETTINGS: &[Setting] = &[
     },
 ];
 
-/// The value of setting `name`: `value` (the text of `careplane.<name>`, when set and not
-/// empty) or the default. An unknown name or a bad value is an error naming `careplane.<name>`.
+/// The value of dispatch setting `name` (see [`crate::settings::value_of`]).
 pub fn setting(name: &str, value: Option<&str>) -> Result<i64, InputError> {
-    let Some(s) = SETTINGS.iter().find(|s| s.name == name) else {
-        let known: Vec<&str> = SETTINGS.iter().map(|s| s.name).collect();
-        return Err(invalid("setting", format!("unknown setting {name:?}; known: {}", known.join(", "))));
-    };
-    let field = format!("careplane.{name}");
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(s.default),
-        Some(v) => match v.parse::<i64>() {
-            Ok(n) if (s.min..=s.max).contains(&n) => Ok(n),
-            _ => Err(invalid(&field, format!("must be a whole number between {} and {}, got {v:?}", s.min, s.max))),
-        },
-    }
+    crate::settings::value_of(SETTINGS, "dispatch", name, value)
 }
 
 // ------------------------------------------------------------------------------------------------

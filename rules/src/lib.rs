@@ -13,6 +13,7 @@ pub mod ledger;
 pub mod payments;
 pub mod notify;
 pub mod scheduling;
+pub mod settings;
 pub mod triage;
 pub mod verdict;
 

@@ -20,6 +20,7 @@
 
 pub mod appointment;
 pub mod booking;
+pub mod consultation;
 
 use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use chrono_tz::Tz;

@@ -1,6 +1,8 @@
 //! HTTP routes, one module per resource, and the middleware every route gets.
 
 pub mod files;
+pub mod consultations;
+pub mod conversations;
 pub mod health;
 pub mod introspect;
 pub mod me;
@@ -43,6 +45,8 @@ use crate::{metrics, ratelimit, AppState};
     modifiers(&BearerAuth),
     tags(
         (name = "auth", description = "Supabase access tokens"),
+        (name = "consultations", description = "video consultations: the waiting room, the call's moves, STUN/TURN for the call"),
+        (name = "conversations", description = "chat: a conversation's messages"),
         (name = "operations", description = "health, metrics, this document"),
         (name = "files", description = "medical files: presigned upload and download URLs"),
         (name = "payments", description = "Paystack payments, refunds and the signed webhook"),
@@ -86,6 +90,12 @@ pub fn router(state: AppState) -> (Router<AppState>, OpenApiDoc) {
         .routes(routes!(payments::create))
         .routes(routes!(payments::show))
         .routes(routes!(payments::refund))
+        .routes(routes!(consultations::ice_servers_for))
+        .routes(routes!(consultations::get_one))
+        .routes(routes!(consultations::join))
+        .routes(routes!(consultations::admit))
+        .routes(routes!(consultations::end))
+        .routes(routes!(conversations::history, conversations::send))
         .route_layer(from_fn_with_state(state.clone(), ratelimit::limit));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(health::health))
@@ -145,8 +155,12 @@ pub fn with_layers(router: Router, http: &HttpConfig) -> Router {
 pub fn app(state: AppState) -> Router {
     let (router, doc) = router(state.clone());
     let http = state.config.http.clone();
+    let mut router = router.route("/realtime/v1/websocket", axum::routing::get(crate::realtime::websocket));
+    if let Some(dir) = &state.config.examples_dir {
+        // Development only (EXAMPLES_DIR): the example pages, same origin as the API and the relay.
+        router = router.nest_service("/examples", tower_http::services::ServeDir::new(dir));
+    }
     let router = router
-        .route("/realtime/v1/websocket", axum::routing::get(crate::realtime::websocket))
         .fallback(|| async { AppError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .layer(Extension(Arc::new(doc)))

@@ -25,6 +25,11 @@ use crate::AppState;
 /// A client that sends nothing (not even the 25 s heartbeat) for this long is gone.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 
+/// A client broadcast on a `consultation:` topic re-asks `access.may_join_topic` when the last
+/// check is older than this: the call's topic closes with the call (at most one query per
+/// channel per interval, however many signaling messages flow).
+const CONSULTATION_RECHECK: Duration = Duration::from_secs(2);
+
 struct Channel {
     topic: String,
     client_topic: String,
@@ -40,6 +45,8 @@ struct Channel {
     bindings: Arc<Vec<Binding>>,
     /// Ids sent by replay, so their live copies are not sent twice.
     replayed: HashSet<i64>,
+    /// When `access.may_join_topic` last said yes (join, refresh, re-check).
+    checked_at: Instant,
 }
 
 struct Session {
@@ -182,17 +189,35 @@ impl Session {
             Err(e) => return Err(format!("Unauthorized: {e}")),
         };
         let exp = user.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
-        let allowed = async {
-            let mut tx = begin_as_user(&self.state.db, &user, Access::ReadOnly).await.map_err(|_| ())?;
-            let ok: bool = sqlx::query_scalar("select access.may_join_topic($1)").bind(topic).fetch_one(&mut *tx).await.map_err(|_| ())?;
-            tx.rollback().await.map_err(|_| ())?;
-            Ok::<_, ()>(ok)
-        };
-        match allowed.await {
+        match self.may_join(&user, topic).await {
             Ok(true) => Ok((Arc::new(user), exp)),
             Ok(false) => Err(format!("Unauthorized: you do not have permissions to read from this Channel topic: {topic}")),
             Err(()) => Err("Unable to join: the database is unavailable; retrying".into()),
         }
+    }
+
+    /// `access.may_join_topic(topic)` asked as `user` (`Err` when the database is unavailable).
+    async fn may_join(&self, user: &AuthUser, topic: &str) -> Result<bool, ()> {
+        let mut tx = begin_as_user(&self.state.db, user, Access::ReadOnly).await.map_err(|_| ())?;
+        let ok: bool = sqlx::query_scalar("select access.may_join_topic($1)").bind(topic).fetch_one(&mut *tx).await.map_err(|_| ())?;
+        tx.rollback().await.map_err(|_| ())?;
+        Ok(ok)
+    }
+
+    /// For a client broadcast on a `consultation:` topic whose last check is older than
+    /// [`CONSULTATION_RECHECK`]: may the channel's user still use it? `Err` when the database
+    /// cannot say (the broadcast is refused, the channel kept).
+    async fn still_allowed(&mut self, topic: &str) -> Result<bool, ()> {
+        let Some(ch) = self.channels.get(topic) else { return Ok(false) };
+        if !topic.starts_with("consultation:") || ch.checked_at.elapsed() < CONSULTATION_RECHECK {
+            return Ok(true);
+        }
+        let user = ch.user.clone();
+        let ok = self.may_join(&user, topic).await?;
+        if let (true, Some(ch)) = (ok, self.channels.get_mut(topic)) {
+            ch.checked_at = Instant::now();
+        }
+        Ok(ok)
     }
 
     async fn join(&mut self, ws: &mut WebSocket, m: Message) -> Result<(), ()> {
@@ -246,6 +271,7 @@ impl Session {
             presence_synced: false,
             bindings: bindings.clone(),
             replayed: HashSet::new(),
+            checked_at: Instant::now(),
         };
         metrics::counter!("careplane_realtime_joins_total", "outcome" => "ok").increment(1);
         let reply: Vec<Value> = bindings.iter().map(Binding::reply).collect();
@@ -367,6 +393,7 @@ impl Session {
                 let ch = self.channels.get_mut(&topic).expect("checked above");
                 ch.user = user.clone();
                 ch.exp = exp;
+                ch.checked_at = Instant::now();
                 self.rt.hub.join(&topic, Member { socket: self.handle.clone(), vsn, echo_self: ch.echo_self, user, bindings: ch.bindings.clone() });
                 Ok(())
             }
@@ -386,9 +413,24 @@ impl Session {
     async fn client_broadcast(&mut self, ws: &mut WebSocket, m: Message, body: Option<Body>) -> Result<(), ()> {
         let vsn = self.vsn;
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else { return Ok(()) };
-        let Some(ch) = self.channels.get(&topic) else {
+        if !self.channels.contains_key(&topic) {
             return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "join the channel before broadcasting"}))).await;
-        };
+        }
+        match self.still_allowed(&topic).await {
+            Ok(true) => {}
+            Ok(false) => {
+                metrics::counter!("careplane_realtime_broadcasts_refused_total").increment(1);
+                let reason = format!("Unauthorized: you may no longer send on this Channel topic: {topic} (the call is not open)");
+                self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": reason.clone()}))).await?;
+                return self.end_channel(ws, &topic, &reason).await;
+            }
+            Err(()) => {
+                metrics::counter!("careplane_realtime_broadcasts_refused_total").increment(1);
+                let reason = "the database is unavailable; the broadcast was not sent";
+                return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": reason}))).await;
+            }
+        }
+        let ch = &self.channels[&topic];
         let ack = ch.ack && m.reference.is_some();
         let echo_self = ch.echo_self;
         let event = m.payload["event"].as_str().unwrap_or_default().to_owned();

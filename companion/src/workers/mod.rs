@@ -1,3 +1,3 @@
 //! Background work the companion does beside serving HTTP.
 
-pub mod ledger_expiry;
+pub mod sweep;

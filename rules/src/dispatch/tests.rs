@@ -124,7 +124,7 @@ fn a_bad_setting_is_an_error_naming_it() {
     assert_eq!(e, "careplane.claim_lapse_minutes: must be a whole number between 1 and 1440, got \"0\"");
     assert!(setting("claim_lapse_minutes", Some("ten")).is_err());
     assert!(setting("claim_lapse_minutes", Some("99999999999999999999")).is_err());
-    assert!(setting("nap_minutes", None).unwrap_err().to_string().starts_with("setting: unknown setting \"nap_minutes\""));
+    assert!(setting("nap_minutes", None).unwrap_err().to_string().starts_with("setting: unknown dispatch setting \"nap_minutes\""));
 }
 
 #[test]

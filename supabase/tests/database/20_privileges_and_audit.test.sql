@@ -49,8 +49,10 @@ select set_eq(
         'private.payment_apply(uuid,jsonb)', 'private.payments_to_reconcile(interval,integer)',
         'private.claim_refunds(integer,integer)', 'private.webhook_store(text,text,text,jsonb)',
         'private.webhook_claim(text,integer,integer)', 'private.webhook_done(bigint)',
-        'private.webhook_failed(bigint,text,double precision)', 'private.webhook_inbox_stats(text)'],
-  'service_role executes the ledger''s and the payments'' entry points and no other private function');
+        'private.webhook_failed(bigint,text,double precision)', 'private.webhook_inbox_stats(text)',
+        -- consultations (migrations/20261128000600_consultations.sql)
+        'private.end_overdue_consultations()'],
+  'service_role executes the ledger''s, the payments'' and the sweeps'' entry points and no other private function');
 select is_empty(
   $$select t.table_name from information_schema.role_table_grants t
     where t.table_schema = 'private' and t.grantee in ('anon', 'authenticated', 'service_role')$$,

@@ -4,7 +4,7 @@
 begin;
 set local search_path = extensions, public;
 \ir helpers/world.psql
-select plan(16);
+select plan(17);
 
 create function tests.may_join(persona text, topic text) returns boolean language plpgsql as $$
 declare ok boolean;
@@ -21,7 +21,10 @@ select ok(tests.may_join('patient_a', 'user:11111111-1111-4111-8111-111111111111
 select ok(not tests.may_join('patient_b', 'user:11111111-1111-4111-8111-111111111111'), 'and not another user''s');
 select ok(tests.may_join('doctor_with', 'conversation:cc000000-0000-4000-8000-000000000001'), 'a member joins the conversation');
 select ok(not tests.may_join('patient_b', 'conversation:cc000000-0000-4000-8000-000000000001'), 'a non-member does not');
-select ok(tests.may_join('patient_a', 'consultation:c1000000-0000-4000-8000-000000000001'), 'the patient joins their consultation');
+select ok(not tests.may_join('patient_a', 'consultation:c1000000-0000-4000-8000-000000000001'),
+  'a scheduled consultation''s topic is closed, even to its patient (the call is not open)');
+update public.consultations set status = 'waiting' where id = 'c1000000-0000-4000-8000-000000000001';
+select ok(tests.may_join('patient_a', 'consultation:c1000000-0000-4000-8000-000000000001'), 'the patient joins their consultation once waiting');
 select ok(tests.may_join('doctor_with', 'consultation:c1000000-0000-4000-8000-000000000001'), 'so does its practitioner');
 select ok(not tests.may_join('doctor_without', 'consultation:c1000000-0000-4000-8000-000000000001'), 'another practitioner does not');
 select ok(tests.may_join('dispatcher', 'dispatch') and tests.may_join('responder', 'dispatch') and tests.may_join('admin', 'dispatch'),
