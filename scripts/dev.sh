@@ -35,7 +35,7 @@ DEV_JWT_SECRET_FILE="$ROOT/target/careplane-dev-jwt-secret"
 
 APT_PACKAGES=(
   "postgresql-$PG_MAJOR" "postgresql-server-dev-$PG_MAJOR" "postgresql-$PG_MAJOR-pgtap"
-  "postgresql-$PG_MAJOR-cron" nginx libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
+  "postgresql-$PG_MAJOR-cron" nginx openssl libtap-parser-sourcehandler-pgtap-perl libclang-dev clang redis-server redis-tools
   chromium coturn
 )
 
