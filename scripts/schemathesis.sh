@@ -165,12 +165,16 @@ seed_args=()
 
 # One worker: with two, schemathesis 4.32.5 can describe a path parameter's filter in two threads
 # at once, and CPython's ast then fails ("AST constructor recursion depth mismatch").
+# The Paystack webhook is left out: every request without Paystack's HMAC over its exact body
+# is 401 before anything else is read, which schemathesis cannot sign (tests/tests/payments.rs
+# and proxy_nginx.rs drive it with signed bodies).
 # `--include-path-regex '^/'` names every operation explicitly: without it schemathesis leaves
 # out the one serving the document itself (GET /openapi.json). Run from target/schemathesis so
 # its cache of past failures (replayed first next time) stays out of the source tree.
 cd "$WORK"
 "$VENV/bin/schemathesis" --no-color --config-file "$config" run "$base/openapi.json" \
   --include-path-regex '^/' \
+  --exclude-path /webhooks/paystack \
   --checks all \
   --max-examples "$MAX_EXAMPLES" \
   --workers 1 \

@@ -91,23 +91,11 @@ pub struct UploadUrlRequest {
     pub content_type: String,
     /// Its exact size in bytes; the bucket's `file_size_limit` applies (413 otherwise).
     #[schema(minimum = 1)]
-    #[serde(deserialize_with = "whole_number")]
+    #[serde(deserialize_with = "crate::http::whole_number")]
     pub size: i64,
     /// `document` when not given.
     #[serde(default)]
     pub kind: Option<AttachmentKind>,
-}
-
-/// A JSON number that is a whole number, as JSON Schema's `integer` reads it: `1024` and
-/// `1024.0` alike (a fraction part only where `f64` holds the number exactly, below 2^53).
-fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
-    let n = serde_json::Number::deserialize(deserializer)?;
-    const EXACT_F64: f64 = 9_007_199_254_740_992.0;
-    match (n.as_i64(), n.as_f64()) {
-        (Some(i), _) => Ok(i),
-        (None, Some(f)) if !n.is_u64() && f.fract() == 0.0 && f.abs() < EXACT_F64 => Ok(f as i64),
-        _ => Err(serde::de::Error::custom(format!("must be a whole number of bytes, got {n}"))),
-    }
 }
 
 /// An attached file as the caller may see it.

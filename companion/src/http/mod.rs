@@ -66,6 +66,27 @@ impl Modify for BearerAuth {
     }
 }
 
+/// A JSON number that is a whole number, as JSON Schema's `integer` reads it: `1024` and
+/// `1024.0` alike (a fraction part only where `f64` holds the number exactly, below 2^53).
+/// For request fields documented as `integer`.
+pub(crate) fn whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    use serde::Deserialize;
+    let n = serde_json::Number::deserialize(deserializer)?;
+    const EXACT_F64: f64 = 9_007_199_254_740_992.0;
+    match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => Ok(i),
+        (None, Some(f)) if !n.is_u64() && f.fract() == 0.0 && f.abs() < EXACT_F64 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!("must be a whole number, got {n}"))),
+    }
+}
+
+/// [`whole_number`] for an optional field (absent or `null`: `None`).
+pub(crate) fn optional_whole_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Whole(#[serde(deserialize_with = "whole_number")] i64);
+    Ok(<Option<Whole> as serde::Deserialize>::deserialize(deserializer)?.map(|w| w.0))
+}
+
 /// This document.
 #[utoipa::path(
     get,

@@ -70,7 +70,8 @@ fn new_reference() -> String {
     path = "/v1/payments",
     tag = "payments",
     security(("bearer" = [])),
-    params(("Idempotency-Key" = String, Header, description = "the same key returns the same answer and asks Paystack once")),
+    params(("Idempotency-Key" = String, Header, min_length = 1, max_length = 200, pattern = r"^[!-~]([ -~]*[!-~])?$",
+            description = "1 to 200 visible ASCII characters (no surrounding spaces); the same key returns the same answer and asks Paystack once")),
     request_body = NewPayment,
     responses(
         (status = 200, body = Envelope<Checkout>, description = "where to pay"),
@@ -248,6 +249,7 @@ pub async fn show(State(state): State<AppState>, user: AuthUser, Path(reference)
 #[serde(deny_unknown_fields)]
 pub struct RefundRequest {
     /// Minor units; absent: everything not yet refunded.
+    #[serde(default, deserialize_with = "crate::http::optional_whole_number")]
     pub amount_minor: Option<i64>,
 }
 
