@@ -98,7 +98,13 @@ async fn patient_and_clinician_meet_through_turn_chat_and_hang_up() -> anyhow::R
     ])
     .await?;
 
-    let screenshot = dir.join("screenshot.png");
+    // Taken into a temporary file, so a test run never changes the source tree; set
+    // CAREPLANE_UPDATE_SCREENSHOT=1 to refresh the one examples/consultation/README.md shows.
+    let screenshot = if std::env::var_os("CAREPLANE_UPDATE_SCREENSHOT").is_some() {
+        dir.join("screenshot.png")
+    } else {
+        std::env::temp_dir().join(format!("careplane-consultation-{}.png", Uuid::new_v4().simple()))
+    };
     let run = tokio::process::Command::new("node")
         .arg("browser-test.mjs")
         .current_dir(&dir)
@@ -131,6 +137,9 @@ async fn patient_and_clinician_meet_through_turn_chat_and_hang_up() -> anyhow::R
     }
     assert_eq!(result["lateSend"]["sent"], "error", "{result}");
     assert!(std::fs::metadata(&screenshot)?.len() > 10_000, "a screenshot of the call");
+    if std::env::var_os("CAREPLANE_UPDATE_SCREENSHOT").is_none() {
+        let _ = std::fs::remove_file(&screenshot);
+    }
     // coturn issued allocations for the call (its log names the REST username <expiry>:<user>).
     assert!(coturn.log().contains(&format!(":{patient}")), "coturn saw the patient's TURN credentials");
 
