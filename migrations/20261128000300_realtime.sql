@@ -83,8 +83,7 @@ create trigger realtime_capture after insert or update or delete on public.emerg
   for each row execute function private.capture_change();
 
 -- Who may join a topic: asked as the user (role authenticated, the token's claims), so the
--- access.* helpers decide exactly as they do for the user's reads. Issue 16 narrows
--- consultation:<uuid> to a consultation that is waiting or in progress: one branch below.
+-- access.* helpers decide exactly as they do for the user's reads.
 create function access.may_join_topic(topic text) returns boolean
 language plpgsql stable security definer set search_path = '' as $$
 declare
@@ -104,9 +103,8 @@ begin
   return case kind
     when 'user' then target = auth.uid()
     when 'conversation' then access.is_conversation_member(target)
-    when 'consultation' then exists (
-      select 1 from public.consultations c
-       where c.id = target and access.is_appointment_party(c.appointment_id))
+    -- Its two participants while the call is open (migrations/…0600_consultations.sql).
+    when 'consultation' then access.may_use_consultation_call(target)
     else false
   end;
 end

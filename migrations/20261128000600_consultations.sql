@@ -250,30 +250,3 @@ create trigger announce_message_read after insert on public.message_reads
   for each row execute function private.announce_message();
 revoke all on function private.announce_message() from public, anon, authenticated, service_role;
 
--- The consultation's realtime topic carries the call's signaling: only its two participants
--- join it, and only while the call is open (access.may_use_consultation_call). Everything
--- else as the relay's migration has it.
-create or replace function access.may_join_topic(topic text) returns boolean
-language plpgsql stable security definer set search_path = '' as $$
-declare
-  kind text := split_part(topic, ':', 1);
-  target uuid;
-begin
-  if auth.uid() is null then
-    return false;
-  end if;
-  if topic = 'dispatch' then
-    return access.has_role('dispatcher') or access.has_role('responder') or access.has_role('admin');
-  end if;
-  if topic !~ '^(user|consultation|conversation):[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' then
-    return false;
-  end if;
-  target := split_part(topic, ':', 2)::uuid;
-  return case kind
-    when 'user' then target = auth.uid()
-    when 'conversation' then access.is_conversation_member(target)
-    when 'consultation' then access.may_use_consultation_call(target)
-    else false
-  end;
-end
-$$;
