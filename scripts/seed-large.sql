@@ -170,7 +170,7 @@ select pg_temp.id('43000000', cs.first_message + k), pg_temp.id('42000000', cs.c
               'Should I continue the medication?', 'Yes, and we will review it at the consultation.',
               'I have uploaded the lab results.', 'Thanks, I will look at them before we meet.',
               'The pain is better today.', 'Good. Let me know if anything changes.'])[1 + floor(random() * 8)::int],
-       cs.last_at - make_interval(mins => 37 * (cs.size - 1 - k))
+       cs.last_at - make_interval(mins => (37 * (cs.size - 1 - k))::int)
   from conversation_sizes cs, generate_series(0, cs.size - 1) k
  order by cs.c, k;
 -- The practitioner has read what the patient wrote, except in the 500 most recent conversations.
@@ -250,8 +250,8 @@ insert into public.ledger_transfers (id, kind, description, type, created_at)
 select pg_temp.id('45000000', n), 'payment', 'payment cp_large_' || n, 'posted', paid_at from paid order by n;
 insert into public.ledger_entries (transfer_id, account_id, direction, amount, currency, created_at)
 select pg_temp.id('45000000', p.n), acc.id, leg.direction, leg.amount, p.currency, p.paid_at
-  from paid p,
-       lateral (values (1, 'payment_clearing', null::uuid, 'debit', p.amount),
+  from paid p
+  cross join lateral (values (1, 'payment_clearing', null::uuid, 'debit', p.amount),
                        (2, 'practitioner_payable', p.practitioner_profile, 'credit', p.amount - p.fee),
                        (3, 'platform_fees', null, 'credit', p.fee)) leg(i, kind, owner, direction, amount)
   join public.ledger_accounts acc on acc.kind = leg.kind and acc.currency = p.currency and acc.owner_id is not distinct from leg.owner
