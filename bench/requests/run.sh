@@ -106,6 +106,11 @@ select n.client, n.practitioner_id, n.slot_start,
   from numbered n where n.client < :clients;
 alter table bench.slots add column claims text;
 update bench.slots set claims = bench.claims(patient_id);
+alter table bench.slots add primary key (client);
+alter table bench.patients add primary key (k);
+alter table bench.practitioners add primary key (k);
+alter table bench.dispatchers add primary key (k);
+alter table bench.members add primary key (k);
 analyze bench.patients; analyze bench.practitioners; analyze bench.dispatchers; analyze bench.members; analyze bench.slots;
 grant usage on schema bench to authenticated;
 grant select on all tables in schema bench to authenticated;
@@ -180,7 +185,10 @@ for seed in $SEEDS; do
       prepare "$DEMO_DB"; psql -X -d "$DEMO_DB" -qc "vacuum analyze"
       measure "$DEMO_DB" demo; labels+=(demo) ;;
     large)
-      psql -X -d "$LARGE_DB" -tAc "select 1" > /dev/null 2>&1 || { echo "no database $LARGE_DB: run make seed-large first" >&2; exit 1; }
+      if ! psql -X -d "$LARGE_DB" -tAc "select 1" > /dev/null 2>&1; then
+        echo "no database $LARGE_DB: making it (scripts/seed-large.sh)"
+        LARGE_DB="$LARGE_DB" SKIP_INSTALL=1 "$ROOT/scripts/seed-large.sh"
+      fi
       DB="$LARGE_DB" require_release_build
       if [[ "${SCALE_MIGRATION:-on}" == off ]]; then scale_off "$LARGE_DB"; trap 'scale_on "$LARGE_DB"; cleanup' EXIT; fi
       prepare "$LARGE_DB"
