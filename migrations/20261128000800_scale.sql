@@ -17,7 +17,9 @@
 -- large table is served by an index for the per-user query.
 
 -- The caller's practitioner records in which they practise now (active, holding the role they
--- practise under): access.is_practitioner(id) for each.
+-- practise under). This is now the one place that takes "this record's profile is the caller"
+-- for the right to act as a practitioner (61_attack_revocation checks that nothing else does):
+-- access.is_practitioner(id) asks whether id is one of these.
 create function access.my_practitioner_ids() returns uuid[]
 language sql stable security definer set search_path = '' as $$
   select coalesce(array(
@@ -25,6 +27,13 @@ language sql stable security definer set search_path = '' as $$
      where p.profile_id = auth.uid()
        and p.active
        and access.has_role(p.kind::public.app_role)), '{}')
+$$;
+
+-- Is the caller this practitioner, active, and holding the role they practise under now?
+-- (The same answer as before, from the set above.)
+create or replace function access.is_practitioner(practitioner uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select practitioner = any (access.my_practitioner_ids())
 $$;
 
 -- The conversations the caller takes part in now: access.is_conversation_member(id) for each

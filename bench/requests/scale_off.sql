@@ -7,4 +7,13 @@ alter policy "members see who else is in their conversations" on public.conversa
   using (access.is_conversation_member(conversation_id));
 alter policy "members read messages" on public.messages using (access.is_conversation_member(conversation_id));
 alter policy "owners read entries on their accounts" on public.ledger_entries using (access.owns_ledger_account(account_id));
+create or replace function access.is_practitioner(practitioner uuid) returns boolean
+language sql stable security definer set search_path = '' as $$
+  select exists (
+    select 1 from public.practitioners p
+     where p.id = practitioner
+       and p.profile_id = auth.uid()
+       and p.active
+       and access.has_role(p.kind::public.app_role))
+$$;
 drop function if exists access.my_practitioner_ids(), access.my_conversation_ids(), access.my_ledger_account_ids();
