@@ -86,16 +86,25 @@ select row_number() over (order by ur.user_id) as k, ur.user_id as id, bench.cla
 create table bench.members as
 select row_number() over (order by m.conversation_id, m.user_id) as k, m.conversation_id, m.user_id, bench.claims(m.user_id) as claims
   from public.conversation_members m;
+-- With enough practitioners, each client books its own (a free slot on the hour), so no two
+-- clients wait for one calendar's lock; otherwise (the demo seed) the clients share the few
+-- calendars at different hours.
 create table bench.slots as
 with candidates as (
   select pr.id as practitioner_id, s.slot_start, s.slot_end
     from bench.practitioners pr,
          lateral public.available_slots(pr.id, now() + interval '2 days', now() + interval '45 days') s
    where extract(minute from s.slot_start) = 0
+), by_practitioner as (
+  select distinct on (practitioner_id) * from candidates order by practitioner_id, slot_start
 ), one_per_hour as (
   select distinct on (slot_start) * from candidates order by slot_start, md5(practitioner_id::text)
+), chosen as (
+  select * from by_practitioner where (select count(*) from by_practitioner) >= :clients
+  union all
+  select * from one_per_hour where (select count(*) from by_practitioner) < :clients
 ), numbered as (
-  select row_number() over (order by slot_start) - 1 as client, * from one_per_hour
+  select row_number() over (order by md5(practitioner_id::text || slot_start::text)) - 1 as client, * from chosen
 )
 select n.client, n.practitioner_id, n.slot_start,
        (select pa.id from bench.patients pa
@@ -173,6 +182,30 @@ measure() {
 scale_off() { psql -X -d "$1" -v ON_ERROR_STOP=1 -q -f "$HERE/scale_off.sql"; }
 scale_on() { psql -X -d "$1" -v ON_ERROR_STOP=1 -q -f "$ROOT/migrations/20261128000800_scale.sql"; }
 
+# The hot statements of the requests that scaled badly, EXPLAIN (ANALYZE, BUFFERS) as the
+# persona, run twice (the second, warm, is shown): a practitioner's upcoming appointments, and the
+# last 50 messages of one of their conversations.
+explain_hot() {
+  local db="$1" who
+  who=$(psql -X -d "$db" -tA -F'|' -c "select p.profile_id, p.id, p.claims, m.conversation_id from bench.practitioners p
+                                        join bench.members m on m.user_id = p.profile_id order by p.k, m.k limit 1")
+  IFS='|' read -r profile practitioner claims conversation <<< "$who"
+  for q in "SELECT \"public\".\"appointments\".* FROM \"public\".\"appointments\" WHERE \"public\".\"appointments\".\"practitioner_id\" = '$practitioner' AND \"public\".\"appointments\".\"period\" &> tstzrange(now(), now(), '[]') ORDER BY \"public\".\"appointments\".\"period\" ASC LIMIT 20 OFFSET 0" \
+           "SELECT \"public\".\"messages\".* FROM \"public\".\"messages\" WHERE \"public\".\"messages\".\"conversation_id\" = '$conversation' ORDER BY \"public\".\"messages\".\"created_at\" DESC LIMIT 50 OFFSET 0"; do
+    echo '```'
+    echo "$q"
+    psql -X -d "$db" -q -v ON_ERROR_STOP=1 <<SQL | tail -n +1
+begin isolation level read committed read only;
+set local role authenticated;
+select set_config('request.jwt.claims', '$claims', true) \g /dev/null
+explain (analyze, buffers, costs off) $q \g /dev/null
+explain (analyze, buffers, costs off) $q;
+commit;
+SQL
+    echo '```'
+  done
+}
+
 labels=()
 for seed in $SEEDS; do
   case "$seed" in
@@ -192,7 +225,16 @@ for seed in $SEEDS; do
       DB="$LARGE_DB" require_release_build
       if [[ "${SCALE_MIGRATION:-on}" == off ]]; then scale_off "$LARGE_DB"; trap 'scale_on "$LARGE_DB"; cleanup' EXIT; fi
       prepare "$LARGE_DB"
-      measure "$LARGE_DB" large; labels+=(large) ;;
+      measure "$LARGE_DB" large; labels+=(large)
+      if [[ "${SCALE_MIGRATION:-on}" == on && -z "${SKIP_BEFORE:-}" ]]; then
+        # Before and after the scale migration, on the same database and lookup tables.
+        explain_hot "$LARGE_DB" > "$WORK/explain-after.md"
+        scale_off "$LARGE_DB"; trap 'scale_on "$LARGE_DB"; cleanup' EXIT
+        run_mix "$LARGE_DB" large-before "$RATE_TX"
+        explain_hot "$LARGE_DB" > "$WORK/explain-before.md"
+        scale_on "$LARGE_DB"; trap cleanup EXIT
+        before=1
+      fi ;;
     *) echo "SEEDS: demo and/or large, not '$seed'" >&2; exit 2 ;;
   esac
 done
@@ -233,6 +275,28 @@ done
     echo "| --- | ---: | ---: | ---: |"
     join -t$'\t' <(sort "$WORK/demo.tsv") <(sort "$WORK/large.tsv") |
       awk -F'\t' '{printf "| %s | %s | %s | %.2f× |\n", $1, $5, $9, ($5 > 0) ? $9 / $5 : 0}'
+  fi
+  if [[ -n "${before:-}" ]]; then
+    echo
+    echo "## Before and after \`migrations/20261128000800_scale.sql\` (large seed)"
+    echo
+    echo "The same run, at the target rate, with the policies as they were before the migration"
+    echo "(\`bench/requests/scale_off.sql\`; load average after: $(cat "$WORK/large-before.load")), against the table above:"
+    echo
+    echo "| request | p50 ms before | p99 ms before | p50 ms after | p99 ms after |"
+    echo "| --- | ---: | ---: | ---: | ---: |"
+    join -t$'\t' <(sort "$WORK/large-before.tsv") <(sort "$WORK/large.tsv") |
+      awk -F'\t' '{printf "| %s | %s | %s | %s | %s |\n", $1, $3, $5, $7, $9}'
+    echo
+    echo "Before: rate $(cat "$WORK/large-before.rps") requests/s. The hot statements, \`EXPLAIN (ANALYZE, BUFFERS)\` as a practitioner (warm):"
+    echo
+    echo "### Before"
+    echo
+    cat "$WORK/explain-before.md"
+    echo
+    echo "### After"
+    echo
+    cat "$WORK/explain-after.md"
   fi
 } > "$WORK/report.md"
 if [[ -n "${REPORT_APPEND:-}" ]]; then cat "$WORK/report.md" >> "$REPORT"; else cp "$WORK/report.md" "$REPORT"; fi
