@@ -2,7 +2,11 @@
 -- scripts/seed-large.sh (`make seed-large`) into a database of its own that has the compat
 -- layer, the extension and every migration. Set-based (generate_series), deterministic: ids
 -- follow a pattern (below), every random choice comes from random() after setseed(:seed), in a
--- session without parallel workers, so the same seed gives the same rows.
+-- session without parallel workers, so the same seed gives the same people, appointments (who,
+-- with whom, when relative to the day it runs), messages' texts and emergencies. Dates are
+-- relative to the run (a year back, a year ahead), and what has already happened follows the
+-- clock: an appointment's status (past or ahead of now), and so which 20,000 appointments
+-- have consultations and conversations, can differ between runs at different times.
 --
 --   10,000 patients, 300 practitioners (doctors and nurses in six time zones, weekly hours),
 --   10 dispatchers, 50 responders, 2 admins — auth.users rows; the sign-up trigger makes the
