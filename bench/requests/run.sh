@@ -301,6 +301,15 @@ done
     echo
     cat "$WORK/explain-after.md"
   fi
+  echo
+  echo "## Reading this report"
+  echo
+  echo "The targets are judged at the target rate, where a request's latency is its own time plus the time it"
+  echo "waits for one of the two CPUs: with other sessions compiling or benchmarking (the load averages above),"
+  echo "that wait dominates. The one-client column is each request's own time. On the demo seed, 50 clients share"
+  echo "its 3 calendars (a booking locks its practitioner's row), its one conversation and its 2 requesters (a raise"
+  echo "takes its requester's advisory lock), so book then cancel, send a message and raise an emergency queue"
+  echo "behind each other there; the large seed spreads them, which is why some p99s fall from demo to large."
 } > "$WORK/report.md"
 if [[ -n "${REPORT_APPEND:-}" ]]; then cat "$WORK/report.md" >> "$REPORT"; else cp "$WORK/report.md" "$REPORT"; fi
 echo "wrote $REPORT"
