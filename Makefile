@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime seed-large bench-requests
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench-slots  careplane.available_slots vs the same algorithm in PL/pgSQL; writes bench/slots/REPORT.md"
 	@echo "make bench-booking  book_appointment as PostgREST runs it vs raw inserts; writes bench/booking/REPORT.md"
 	@echo "make bench-news2  careplane.news2 over 1,000,000 rows vs the same scoring in SQL; writes bench/news2/REPORT.md"
+	@echo "make seed-large  a large database (10,000 patients, 200,000 appointments, 1,000,000 messages…) in LARGE_DB=careplane_large (SEED=18)"
+	@echo "make bench-requests  the PostgREST request mix at 50 clients, demo seed vs large seed (makes it if missing); writes bench/requests/REPORT.md"
 	@echo "make bench     all of them"
 
 deps:
@@ -95,3 +97,11 @@ bench-booking:
 bench-news2:
 	@scripts/dev.sh bench-deps
 	@bench/news2/run.sh
+
+seed-large:
+	@scripts/dev.sh bench-deps
+	@scripts/seed-large.sh
+
+bench-requests:
+	@scripts/dev.sh bench-deps
+	@bench/requests/run.sh

@@ -53,7 +53,8 @@ select set_eq($$select role::text from public.role_permissions where permission 
 select is((select p.provolatile::text from pg_catalog.pg_proc p where p.oid = 'access.effective_roles()'::regprocedure), 's',
   'effective roles are read once per statement (a stable function), not cached beyond it');
 -- The class: a practitioner's rights hang on their standing, checked in one place. Nothing but
--- access.is_practitioner takes "this record's profile is the caller" for the right to act.
+-- access.my_practitioner_ids (the caller's practitioner records in practice; access.is_practitioner
+-- asks it) takes "this record's profile is the caller" for the right to act.
 select set_eq(
   $$select p.oid::regprocedure::text from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where n.nspname in ('public', 'private', 'access')
@@ -62,8 +63,8 @@ select set_eq(
     select 'policy ' || pol.tablename || ': ' || pol.policyname from pg_catalog.pg_policies pol
      where pol.schemaname = 'public'
        and coalesce(pol.qual, '') || ' ' || coalesce(pol.with_check, '') ~* 'profile_id\s*(=|<>)\s*\(?\s*(select\s+)?auth\.uid\(\)'$$,
-  array['access.is_practitioner(uuid)'],
-  'only access.is_practitioner decides that the caller acts as a practitioner');
+  array['access.my_practitioner_ids()'],
+  'only access.my_practitioner_ids decides that the caller acts as a practitioner');
 
 -- Before: every power works -----------------------------------------------------------------------
 select is(tests.attempt('doctor_with', $$select count(*) from public.profiles where id = '11111111-1111-4111-8111-111111111111'$$),
