@@ -67,26 +67,27 @@ pub fn members<'a>(container: &'a [u8], mut f: impl FnMut(&'a [u8], Scalar<'a>) 
     }
     let base_at = 4 + 8 * n;
     let data = container.get(base_at..)?;
-    // Keys come first (entries 0..n), then the values (n..2n); each entry stores either its
-    // length or, every so often, its end offset (JENTRY_HAS_OFF).
-    let mut ranges = [(0usize, 0usize, 0u32); 2 * MAX_MEMBERS];
-    let mut end = 0usize;
-    for (i, range) in ranges.iter_mut().enumerate().take(2 * n) {
-        let entry = u32_at(container, 4 + 4 * i)?;
-        let start = end;
-        let field = (entry & JENTRY_OFFLENMASK) as usize;
-        end = if entry & JENTRY_HAS_OFF != 0 { field } else { start + field };
-        if end < start || end > data.len() {
-            return None;
-        }
-        *range = (start, end, entry & JENTRY_TYPEMASK);
-    }
+    let entry = |i: usize| u32_at(container, 4 + 4 * i);
+    // Each entry stores either its length or, every so often, its end offset (JENTRY_HAS_OFF);
+    // the next entry starts where it ends. Keys come first (entries 0..n), then the values
+    // (n..2n): one pass finds where the keys end, the next walks keys and values side by side.
+    let next = |start: usize, e: u32| -> Option<(usize, usize, u32)> {
+        let field = (e & JENTRY_OFFLENMASK) as usize;
+        let end = if e & JENTRY_HAS_OFF != 0 { field } else { start + field };
+        (end >= start && end <= data.len()).then_some((start, end, e & JENTRY_TYPEMASK))
+    };
+    let mut keys_end = 0usize;
     for i in 0..n {
-        let (ks, ke, ktype) = ranges[i];
+        keys_end = next(keys_end, entry(i)?)?.1;
+    }
+    let (mut key_at, mut value_at) = (0usize, keys_end);
+    for i in 0..n {
+        let (ks, ke, ktype) = next(key_at, entry(i)?)?;
+        let (vs, ve, vtype) = next(value_at, entry(n + i)?)?;
+        (key_at, value_at) = (ke, ve);
         if ktype != JENTRY_ISSTRING {
             return None;
         }
-        let (vs, ve, vtype) = ranges[n + i];
         let value = match vtype {
             JENTRY_ISNULL => Scalar::Null,
             JENTRY_ISBOOL_FALSE => Scalar::Bool(false),
