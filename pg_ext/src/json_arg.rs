@@ -60,3 +60,70 @@ unsafe impl SqlTranslatable for JsonArg {
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
     const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
 }
+
+/// A `jsonb` argument kept in its binary form, for the functions that read it directly
+/// ([`crate::binary`]) and fall back to [`JsonbDatum::value`] (the general reader, the same as
+/// [`JsonArg`]) for whatever the direct reader leaves to it.
+pub struct JsonbDatum {
+    /// The detoasted value (4-byte header).
+    ptr: *mut pg_sys::varlena,
+    /// Whether `ptr` is a copy made by detoasting (freed on drop).
+    copied: bool,
+}
+
+impl JsonbDatum {
+    /// The `jsonb` container's bytes (after the varlena header).
+    pub fn container(&self) -> &[u8] {
+        unsafe {
+            let size = pgrx::varlena::varsize_any_exhdr(self.ptr);
+            std::slice::from_raw_parts(pgrx::varlena::vardata_any(self.ptr).cast::<u8>(), size)
+        }
+    }
+
+    /// The value read the general way, or the 22023-ready error naming `arg`.
+    pub fn value(&self, arg: &str) -> Result<Value, InputError> {
+        unsafe { crate::jsonb::read(self.ptr.cast()) }.map_err(|reason| invalid(arg, reason))
+    }
+}
+
+impl Drop for JsonbDatum {
+    fn drop(&mut self) {
+        if self.copied {
+            unsafe { pg_sys::pfree(self.ptr.cast()) };
+        }
+    }
+}
+
+impl FromDatum for JsonbDatum {
+    unsafe fn from_polymorphic_datum(datum: pg_sys::Datum, is_null: bool, _: pg_sys::Oid) -> Option<Self> {
+        if is_null {
+            return None;
+        }
+        unsafe {
+            let varlena = datum.cast_mut_ptr::<pg_sys::varlena>();
+            // A value with a 4-byte header, neither compressed nor external (what a row of a
+            // few hundred bytes holds), is read in place without a call into Postgres.
+            if *varlena.cast::<u8>() & 0x03 == 0 {
+                return Some(JsonbDatum { ptr: varlena, copied: false });
+            }
+            let ptr = pg_sys::pg_detoast_datum(varlena);
+            Some(JsonbDatum { ptr, copied: ptr != varlena })
+        }
+    }
+}
+
+unsafe impl<'fcx> ArgAbi<'fcx> for JsonbDatum {
+    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+        let index = arg.index();
+        // Functions taking a JsonbDatum are `strict`: Postgres never calls them with a null.
+        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
+    }
+}
+
+unsafe impl SqlTranslatable for JsonbDatum {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbDatum);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}

@@ -128,7 +128,7 @@ pub struct Jsonb(pub Value);
 
 impl Jsonb {
     /// The value as a `jsonb` datum, in the current memory context.
-    fn to_datum(&self) -> pg_sys::Datum {
+    pub(crate) fn to_datum(&self) -> pg_sys::Datum {
         let mut state: *mut pg_sys::JsonbParseState = std::ptr::null_mut();
         let result = unsafe {
             match &self.0 {
@@ -252,6 +252,33 @@ unsafe impl BoxRet for Jsonb {
 
 unsafe impl SqlTranslatable for Jsonb {
     const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Jsonb);
+    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
+    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
+}
+
+/// A `jsonb` result already encoded (by [`crate::binary::encode`]).
+pub struct JsonbDatumResult(pub pg_sys::Datum);
+
+impl IntoDatum for JsonbDatumResult {
+    fn into_datum(self) -> Option<pg_sys::Datum> {
+        Some(self.0)
+    }
+
+    fn type_oid() -> pg_sys::Oid {
+        pg_sys::JSONBOID
+    }
+}
+
+unsafe impl BoxRet for JsonbDatumResult {
+    unsafe fn box_into<'fcx>(self, fcinfo: &mut FcInfo<'fcx>) -> Datum<'fcx> {
+        unsafe { fcinfo.return_raw_datum(self.0) }
+    }
+}
+
+unsafe impl SqlTranslatable for JsonbDatumResult {
+    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbDatumResult);
     const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
         pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
     const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));

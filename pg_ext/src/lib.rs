@@ -6,6 +6,7 @@
 
 use pgrx::prelude::*;
 
+mod binary;
 mod errors;
 mod json_arg;
 mod jsonb;

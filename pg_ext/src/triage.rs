@@ -3,15 +3,16 @@
 //! `careplane.distance_km(...)`.
 
 use careplane_rules::json::{invalid, InputError};
-use careplane_rules::triage::{self, Findings, Observations, Vitals};
+use careplane_rules::triage::{self, Findings, Observations, Vitals, VitalsFields};
 use careplane_rules::geo;
 use pgrx::datum::Date;
 use pgrx::prelude::*;
-use crate::jsonb::Jsonb;
+use crate::binary::{self, Scalar};
+use crate::jsonb::{Jsonb, JsonbDatumResult};
 use serde_json::Value;
 
 use crate::errors::invalid_parameter;
-use crate::json_arg::JsonArg;
+use crate::json_arg::{JsonArg, JsonbDatum};
 
 const VITALS_HINT: &str = "vitals: respiration_rate, spo2, spo2_scale (1|2), hypercapnic_respiratory_failure, \
      supplemental_oxygen, systolic_bp, pulse, consciousness ('A','C','V','P','U'), temperature";
@@ -24,18 +25,119 @@ const FINDINGS_HINT: &str = "findings: lifesaving_intervention, high_risk, new_c
 /// `total` is null and `missing` names the parameters when the observations are incomplete;
 /// `risk` and `response` are then the least they can be (from `partial_total`).
 #[pg_extern(immutable, strict, parallel_safe)]
-fn news2(vitals: JsonArg) -> Jsonb {
-    let v = vitals.value("vitals").and_then(Vitals::from_json).unwrap_or_else(|e| invalid_parameter(&e, VITALS_HINT));
-    Jsonb(triage::news2(&v).to_json())
+fn news2(vitals: JsonbDatum) -> JsonbDatumResult {
+    let result = triage::news2(&read_vitals(&vitals));
+    let datum = news2_jsonb(&result);
+    // Debug builds (the test suite's) check the document against the rules' own JSON form,
+    // byte for byte as stored.
+    if cfg!(debug_assertions) {
+        let general = Jsonb(result.to_json()).to_datum();
+        let bytes = |d: pg_sys::Datum| unsafe {
+            let p = d.cast_mut_ptr::<pg_sys::varlena>();
+            std::slice::from_raw_parts(p.cast::<u8>(), pgrx::varlena::varsize_any(p)).to_vec()
+        };
+        assert_eq!(bytes(datum), bytes(general), "news2's direct jsonb differs from News2::to_json");
+    }
+    JsonbDatumResult(datum)
 }
 
 /// The NEWS2 total of a set of observations (0–20), null when they are incomplete: the same
 /// rule and the same 22023 errors as `news2`, without building its jsonb answer — for scoring
-/// many stored rows (bench/news2: most of `news2`'s time is building that answer).
+/// many stored rows.
 #[pg_extern(immutable, strict, parallel_safe)]
-fn news2_total(vitals: JsonArg) -> Option<i32> {
-    let v = vitals.value("vitals").and_then(Vitals::from_json).unwrap_or_else(|e| invalid_parameter(&e, VITALS_HINT));
-    triage::news2(&v).total().map(i32::from)
+fn news2_total(vitals: JsonbDatum) -> Option<i32> {
+    triage::news2(&read_vitals(&vitals)).total().map(i32::from)
+}
+
+/// The vitals argument: read straight from its binary form when it is the plain object the
+/// product stores (crate::binary), otherwise — or when it is refused — the general way, which
+/// gives the error its usual wording (22023 naming the field).
+fn read_vitals(arg: &JsonbDatum) -> Vitals {
+    if let Some(v) = vitals_direct(arg.container()).and_then(|f| Vitals::from_fields(&f).ok()) {
+        return v;
+    }
+    arg.value("vitals").and_then(|v| Vitals::from_json(&v)).unwrap_or_else(|e| invalid_parameter(&e, VITALS_HINT))
+}
+
+/// The fields of a vitals object whose members are all known and of the type read (null
+/// counts as absent); `None` for anything else, which the general reader then decides. The
+/// object's compact JSON is then far below `MAX_REPORT_BYTES` (nine short keys with scalar
+/// values), so the size check holds; a stored object larger than that is left to the general
+/// reader too.
+fn vitals_direct(container: &[u8]) -> Option<VitalsFields<'_>> {
+    if container.len() > triage::MAX_REPORT_BYTES {
+        return None;
+    }
+    let mut f = VitalsFields::default();
+    binary::members(container, |key, value| {
+        let whole = |v: &mut Option<i64>| match value {
+            Scalar::Null => Some(()),
+            Scalar::Numeric(n) => {
+                *v = Some(binary::numeric_i64(n)?);
+                Some(())
+            }
+            _ => None,
+        };
+        let flag = |v: &mut Option<bool>| match value {
+            Scalar::Null => Some(()),
+            Scalar::Bool(b) => {
+                *v = Some(b);
+                Some(())
+            }
+            _ => None,
+        };
+        match key {
+            b"respiration_rate" => whole(&mut f.respiration_rate),
+            b"spo2" => whole(&mut f.spo2),
+            b"spo2_scale" => whole(&mut f.spo2_scale),
+            b"hypercapnic_respiratory_failure" => flag(&mut f.hypercapnic_respiratory_failure),
+            b"supplemental_oxygen" => flag(&mut f.supplemental_oxygen),
+            b"systolic_bp" => whole(&mut f.systolic_bp),
+            b"pulse" => whole(&mut f.pulse),
+            b"consciousness" => match value {
+                Scalar::Null => Some(()),
+                Scalar::String(s) => {
+                    f.consciousness = Some(std::str::from_utf8(s).ok()?);
+                    Some(())
+                }
+                _ => None,
+            },
+            b"temperature" => match value {
+                Scalar::Null => Some(()),
+                Scalar::Numeric(n) => {
+                    f.temperature = Some(binary::numeric_f64(n)?);
+                    Some(())
+                }
+                _ => None,
+            },
+            _ => None,
+        }
+    })?;
+    Some(f)
+}
+
+/// `News2::to_json`'s document, built as a `jsonb` tree in key order and encoded in one call.
+fn news2_jsonb(r: &triage::News2) -> pg_sys::Datum {
+    let score = |s: Option<u8>| s.map_or_else(binary::null, binary::small_int);
+    let mut components = r.components.map(|(name, s)| binary::pair(name, score(s)));
+    let mut missing: Vec<pg_sys::JsonbValue> = r.missing.iter().map(|&m| binary::text(m)).collect();
+    let response = r.response();
+    let mut response_pairs = [
+        binary::pair("monitoring", binary::text(response.monitoring)),
+        binary::pair("clinical_response", binary::text(response.clinical_response)),
+    ];
+    let mut top = [
+        binary::pair("total", score(r.total())),
+        binary::pair("complete", binary::boolean(r.is_complete())),
+        binary::pair("partial_total", binary::small_int(r.partial_total)),
+        binary::pair("risk", binary::text(r.risk().as_str())),
+        binary::pair("single_parameter_3", binary::boolean(r.single_parameter_3)),
+        binary::pair("components", binary::object(&mut components)),
+        binary::pair("missing", binary::array(&mut missing)),
+        binary::pair("response", binary::object(&mut response_pairs)),
+    ];
+    let mut root = binary::object(&mut top);
+    binary::encode(&mut root)
 }
 
 /// ESI v4 level. In: see `careplane_rules::triage::EsiInput::from_json`. Out:

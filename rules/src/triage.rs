@@ -167,6 +167,74 @@ impl Vitals {
     }
 }
 
+/// The vitals fields with their JSON types already read, each `None` when absent or null: what
+/// a reader that walks the binary `jsonb` itself (the extension's hot path) hands to
+/// [`Vitals::from_fields`] instead of building a `serde_json::Value` first.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct VitalsFields<'a> {
+    pub respiration_rate: Option<i64>,
+    pub spo2: Option<i64>,
+    pub spo2_scale: Option<i64>,
+    pub hypercapnic_respiratory_failure: Option<bool>,
+    pub supplemental_oxygen: Option<bool>,
+    pub systolic_bp: Option<i64>,
+    pub pulse: Option<i64>,
+    pub consciousness: Option<&'a str>,
+    pub temperature: Option<f64>,
+}
+
+impl Vitals {
+    /// The same checks as [`Vitals::from_json`] (ranges, scale 2 only when confirmed, ACVPU),
+    /// for fields whose JSON types are right and that came from an object with no unknown field
+    /// and within [`MAX_REPORT_BYTES`]: `from_fields(f)` is `from_json(json of f)` whenever that
+    /// is `Ok`, and an error whenever it is not (the caller may ask `from_json` for the error's
+    /// wording; the tests hold the two together).
+    pub fn from_fields(f: &VitalsFields<'_>) -> Result<Self, InputError> {
+        fn whole(field: &str, v: Option<i64>, min: i64, max: i64) -> Result<Option<i64>, InputError> {
+            match v {
+                Some(n) if !(min..=max).contains(&n) => Err(invalid(
+                    &format!("vitals.{field}"),
+                    format!("must be a whole number between {min} and {max}, got {n}"),
+                )),
+                _ => Ok(v),
+            }
+        }
+        let scale = match f.spo2_scale {
+            None => 1,
+            Some(s @ 1..=2) => s,
+            Some(_) => return Err(invalid("vitals.spo2_scale", "must be 1 or 2")),
+        };
+        if scale == 2 && f.hypercapnic_respiratory_failure != Some(true) {
+            return Err(invalid(
+                "vitals.spo2_scale",
+                "scale 2 is only for confirmed hypercapnic respiratory failure; set hypercapnic_respiratory_failure: true",
+            ));
+        }
+        let consciousness = match f.consciousness {
+            None => None,
+            Some(s) => Some(Consciousness::parse(s).ok_or_else(|| {
+                invalid("vitals.consciousness", format!("must be one of 'A', 'C', 'V', 'P', 'U' (ACVPU), got {s:?}"))
+            })?),
+        };
+        let temperature = match f.temperature {
+            Some(t) if !(25.0..=45.0).contains(&t) => {
+                return Err(invalid("vitals.temperature", format!("must be between 25 and 45, got {t}")))
+            }
+            t => t,
+        };
+        Ok(Vitals {
+            respiration_rate: whole("respiration_rate", f.respiration_rate, 0, 120)?,
+            spo2: whole("spo2", f.spo2, 0, 100)?,
+            spo2_scale_2: scale == 2,
+            supplemental_oxygen: f.supplemental_oxygen,
+            systolic_bp: whole("systolic_bp", f.systolic_bp, 0, 300)?,
+            pulse: whole("pulse", f.pulse, 0, 300)?,
+            consciousness,
+            temperature,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Risk {
     Low,

@@ -590,3 +590,60 @@ proptest! {
         }
     }
 }
+
+/// `Vitals::from_fields` (the extension's binary-jsonb path) agrees with `Vitals::from_json`
+/// on every combination of in-range, edge and out-of-range values: the same vitals when one
+/// accepts, an error from both when one refuses.
+#[test]
+fn from_fields_agrees_with_from_json() {
+    let ints = [None, Some(-1), Some(0), Some(1), Some(2), Some(3), Some(100), Some(101), Some(120), Some(121), Some(300), Some(301), Some(i64::MIN), Some(i64::MAX)];
+    let bools = [None, Some(false), Some(true)];
+    let texts = [None, Some("A"), Some("C"), Some("U"), Some("a"), Some(""), Some("AV")];
+    let temps = [None, Some(24.99), Some(25.0), Some(35.05), Some(37.5), Some(45.0), Some(45.01), Some(-0.0)];
+    let mut checked = 0;
+    for (i, &rr) in ints.iter().enumerate() {
+        for &scale in &[None, Some(0), Some(1), Some(2), Some(3)] {
+            for &confirmed in &bools {
+                for &o2 in &bools {
+                    for &acvpu in &texts {
+                        // The other fields rotate through their values with the outer index.
+                        let f = VitalsFields {
+                            respiration_rate: rr,
+                            spo2: ints[(i + 3) % ints.len()],
+                            spo2_scale: scale,
+                            hypercapnic_respiratory_failure: confirmed,
+                            supplemental_oxygen: o2,
+                            systolic_bp: ints[(i + 5) % ints.len()],
+                            pulse: ints[(i + 7) % ints.len()],
+                            consciousness: acvpu,
+                            temperature: temps[(i + checked) % temps.len()],
+                        };
+                        let mut m = serde_json::Map::new();
+                        let mut put = |k: &str, v: Option<Value>| {
+                            if let Some(v) = v {
+                                m.insert(k.to_owned(), v);
+                            }
+                        };
+                        put("respiration_rate", f.respiration_rate.map(|v| json!(v)));
+                        put("spo2", f.spo2.map(|v| json!(v)));
+                        put("spo2_scale", f.spo2_scale.map(|v| json!(v)));
+                        put("hypercapnic_respiratory_failure", f.hypercapnic_respiratory_failure.map(|v| json!(v)));
+                        put("supplemental_oxygen", f.supplemental_oxygen.map(|v| json!(v)));
+                        put("systolic_bp", f.systolic_bp.map(|v| json!(v)));
+                        put("pulse", f.pulse.map(|v| json!(v)));
+                        put("consciousness", f.consciousness.map(|v| json!(v)));
+                        put("temperature", f.temperature.map(|v| json!(v)));
+                        let doc = Value::Object(m);
+                        match (Vitals::from_fields(&f), Vitals::from_json(&doc)) {
+                            (Ok(a), Ok(b)) => assert_eq!(a, b, "{doc}"),
+                            (Err(_), Err(_)) => {}
+                            (a, b) => panic!("{doc}: from_fields {a:?}, from_json {b:?}"),
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(checked, ints.len() * 5 * 3 * 3 * texts.len());
+}
