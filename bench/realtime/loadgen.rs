@@ -538,16 +538,18 @@ async fn run(producer_rt: tokio::runtime::Handle) -> anyhow::Result<Value> {
     let mut duplicates = 0u64;
     let mut short = Vec::new();
     let (mut short_own, mut short_shared, mut short_uncommitted) = (0u64, 0u64, 0u64);
+    // Only a committed event can be delivered: one that never committed (the database did not
+    // keep up) is counted apart, not as a delivery the server missed.
     for seq in window.clone() {
-        let want = expected_of(seq);
+        let want = if commit_of[seq as usize].is_some() { expected_of(seq) } else { 0 };
         let got = shared.received[seq as usize].load(Ordering::Relaxed);
         expected += u64::from(want);
         delivered += u64::from(got.min(want));
         duplicates += u64::from(got.saturating_sub(want));
-        if got < want {
-            if commit_of[seq as usize].is_none() {
-                short_uncommitted += 1;
-            } else if seq % shared_every == 0 {
+        if commit_of[seq as usize].is_none() {
+            short_uncommitted += 1;
+        } else if got < want {
+            if seq % shared_every == 0 {
                 short_shared += 1;
             } else {
                 short_own += 1;
@@ -573,6 +575,7 @@ async fn run(producer_rt: tokio::runtime::Handle) -> anyhow::Result<Value> {
         .collect();
 
     let events = measure_to_seq - measure_from_seq;
+    let committed_events = window.clone().filter(|s| commit_of[*s as usize].is_some()).count();
     let mut all_sorted = all.clone();
     all_sorted.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let mut own_sorted = own.clone();
@@ -580,7 +583,8 @@ async fn run(producer_rt: tokio::runtime::Handle) -> anyhow::Result<Value> {
     let closed = shared.closed.lock().unwrap().clone();
     Ok(json!({
         "target": target, "clients": clients, "held": held, "held_at_start": held_at_start, "connect_seconds": connect_secs,
-        "events": events, "committed_events": window.clone().filter(|s| commit_of[*s as usize].is_some()).count(),
+        "events": events, "committed_events": committed_events,
+        "committed_per_second": committed_events as f64 / measured,
         "insert_failures": insert_failures.load(Ordering::Relaxed),
         "expected_deliveries": expected, "deliveries": delivered, "duplicates": duplicates,
         "short_events": {"own_topic": short_own, "shared": short_shared, "never_committed": short_uncommitted, "first": short},

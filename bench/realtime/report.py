@@ -63,9 +63,10 @@ def completeness(name, r):
     closed = r.get("sockets_closed_by_server") or {}
     closed_txt = "; ".join(f"{k} × {v}" for k, v in closed.items()) or "none"
     return (f"- {name}: {r['events']:,} events scheduled in the window, {r['committed_events']:,} committed "
-            f"({r['insert_failures']} insert failures); {r['deliveries']:,} of {r['expected_deliveries']:,} expected deliveries arrived "
-            f"({r['duplicates']} duplicates); events short of their audience: {sh['own_topic']} own-topic, {sh['shared']} shared, "
-            f"{sh['never_committed']} never committed; sockets the server closed during the run: {closed_txt}. "
+            f"({r.get('committed_per_second', 0):.0f}/s; {r['insert_failures']:,} inserts failed, so {sh['never_committed']:,} events "
+            f"never committed and are not expected); {r['deliveries']:,} of {r['expected_deliveries']:,} expected deliveries of the "
+            f"committed events arrived ({r['duplicates']} duplicates); committed events short of their audience: "
+            f"{sh['own_topic']} own-topic, {sh['shared']} shared; sockets the server closed during the run: {closed_txt}. "
             f"Waited {r['commits_drain_ms'] / 1000:.1f} s for the last commits, then {r['delivery_drain_ms'] / 1000:.1f} s for deliveries.")
 
 ratio = s["bytes_per_connection"] / c["bytes_per_connection"] if c["bytes_per_connection"] > 0 else float("nan")
