@@ -10,6 +10,9 @@
 #
 #   bench/realtime/run.sh                        (make bench-realtime)
 #   CLIENTS=10000 RATE=1000 MEASURE_SECONDS=20 WARMUP=5 SHARED_EVERY=1000 bench/realtime/run.sh  (defaults)
+#   LOADGEN_CPUS=1 SERVER_CPUS=0 bench/realtime/run.sh   (pin with taskset; the same pinning for both
+#                                                         servers; Postgres and Redis stay unpinned)
+#   LOADGEN_THREADS=2 DRAIN_SECONDS=15 DRAIN_QUIET_SECONDS=3   (the generator; see loadgen.rs)
 #
 # One database of its own (dropped after); Postgres, Redis, the server and the generator share
 # the machine's cores, as they would in the target figures (2 cores).
@@ -23,6 +26,12 @@ RATE="${RATE:-1000}"
 SECONDS_MEASURED="${MEASURE_SECONDS:-20}"
 WARMUP="${WARMUP:-5}"
 SHARED_EVERY="${SHARED_EVERY:-1000}"
+LOADGEN_CPUS="${LOADGEN_CPUS:-}"
+SERVER_CPUS="${SERVER_CPUS:-}"
+export LOADGEN_THREADS="${LOADGEN_THREADS:-2}" DRAIN_SECONDS="${DRAIN_SECONDS:-15}" DRAIN_QUIET_SECONDS="${DRAIN_QUIET_SECONDS:-3}"
+# taskset execs the command, so the pid the bench watches is the server's own.
+PIN_SERVER=(); [[ -n "$SERVER_CPUS" ]] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
+PIN_LOADGEN=(); [[ -n "$LOADGEN_CPUS" ]] && PIN_LOADGEN=(taskset -c "$LOADGEN_CPUS")
 REDIS_URL="${REDIS_URL:-redis://127.0.0.1:6379}"
 SECRET="careplane-bench-realtime-secret-0123456789abcdef"
 REPORT="$HERE/REPORT.md"
@@ -79,16 +88,16 @@ run_side() {  # target → JSON line in $WORK/<target>.json
   local target="$1" url pid db
   db="$(fresh_db "$target")"
   if [[ "$target" == careplane ]]; then
-    read -r pid url < <(start "$WORK/careplane.log" env -i PATH="$PATH" BIND_ADDR=127.0.0.1:0 RUST_LOG=warn \
+    read -r pid url < <(start "$WORK/careplane.log" "${PIN_SERVER[@]}" env -i PATH="$PATH" BIND_ADDR=127.0.0.1:0 RUST_LOG=warn \
       DATABASE_URL="$db" REDIS_URL="$REDIS_URL" SUPABASE_JWT_SECRET="$SECRET" LEDGER_EXPIRY_INTERVAL_SECONDS=0 \
       REALTIME_REDIS_PREFIX="careplane-bench:$$" DATABASE_MAX_CONNECTIONS=16 "$COMPANION" serve)
   else
-    read -r pid url < <(start "$WORK/socketio.log" env DATABASE_URL="$db" SUPABASE_JWT_SECRET="$SECRET" \
+    read -r pid url < <(start "$WORK/socketio.log" "${PIN_SERVER[@]}" env DATABASE_URL="$db" SUPABASE_JWT_SECRET="$SECRET" \
       node "$HERE/socketio-server.js")
   fi
   bold "==> $target at $url (pid $pid): $CLIENTS clients, $RATE commits/s, ${SECONDS_MEASURED}s measured"
   TARGET="$target" URL="$url" SERVER_PID="$pid" CLIENTS="$CLIENTS" RATE="$RATE" MEASURE_SECONDS="$SECONDS_MEASURED" WARMUP="$WARMUP" \
-    SHARED_EVERY="$SHARED_EVERY" DATABASE_URL="$db" SUPABASE_JWT_SECRET="$SECRET" "$LOADGEN" | tail -1 > "$WORK/$target.json"
+    SHARED_EVERY="$SHARED_EVERY" DATABASE_URL="$db" SUPABASE_JWT_SECRET="$SECRET" "${PIN_LOADGEN[@]}" "$LOADGEN" | tail -1 > "$WORK/$target.json"
   cat "$WORK/$target.json"
   kill "$pid" 2>/dev/null || true
   wait "$pid" 2>/dev/null || true
@@ -99,4 +108,7 @@ run_side careplane
 sleep 20
 run_side socketio
 
-python3 "$HERE/report.py" "$WORK/careplane.json" "$WORK/socketio.json" "$REPORT" "$CLIENTS" "$RATE" "$SHARED_EVERY"
+LOADGEN_CPUS="$LOADGEN_CPUS" SERVER_CPUS="$SERVER_CPUS" \
+  python3 "$HERE/report.py" "$WORK/careplane.json" "$WORK/socketio.json" "$REPORT" "$CLIENTS" "$RATE" "$SHARED_EVERY"
+# The raw results beside the report (the per-stage figures and the short events are there).
+cp "$WORK/careplane.json" "$HERE/careplane.json"; cp "$WORK/socketio.json" "$HERE/socketio.json"

@@ -154,6 +154,48 @@ async fn reverse_commit_order_is_delivered_without_a_gap() -> anyhow::Result<()>
     Ok(())
 }
 
+/// More rows than one read takes (1,000), committed by one transaction while another holds a
+/// lower id open: the reads resume within the first snapshot, return every row once and in
+/// order, then the late transaction's row, then nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_batch_resumes_without_a_gap_or_a_repeat() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut setup = db.connect().await?;
+    let user = create_user(&mut setup, "patient").await?;
+    let topic = format!("user:{user}");
+    let pool = PgPoolOptions::new().max_connections(2).connect(&db.url).await?;
+    let mut cursor = start_events_cursor(&pool).await?;
+    let mut late = sqlx::PgConnection::connect(&db.url).await?;
+    let mut open = late.begin().await?;
+    let late_id: i64 = sqlx::query_scalar(
+        "insert into private.realtime_events (topic, event, payload) values ($1, 'appointment:updated', '{}') returning id",
+    )
+    .bind(&topic)
+    .fetch_one(&mut *open)
+    .await?;
+    let ids: Vec<i64> = sqlx::query_scalar(
+        "insert into private.realtime_events (topic, event, payload)
+         select $1, 'appointment:updated', jsonb_build_object('n', n) from generate_series(1, 2500) n returning id",
+    )
+    .bind(&topic)
+    .fetch_all(&mut setup)
+    .await?;
+    let mut read = Vec::new();
+    for _ in 0..3 {
+        let (rows, next) = read_events(&pool, &cursor).await?;
+        assert!(rows.len() <= 1000, "one read takes at most a batch");
+        read.extend(rows.iter().map(|r| r.id));
+        cursor = next;
+    }
+    assert_eq!(read, ids, "every row of the big transaction once, in id order, across three reads");
+    assert!(read_events(&pool, &cursor).await?.0.is_empty(), "nothing more until the open transaction commits");
+    open.commit().await?;
+    let (rows, next) = read_events(&pool, &cursor).await?;
+    assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![late_id], "the lower id, committed late, is read");
+    assert!(read_events(&pool, &next).await?.0.is_empty(), "nothing is read twice");
+    Ok(())
+}
+
 /// Two subscribers bound to every INSERT on messages; only the conversation member receives the
 /// new message. The outsider's next change is its own notification: nothing came before it.
 #[tokio::test(flavor = "multi_thread")]

@@ -4,8 +4,9 @@
 //! above the last one seen" skips a transaction that commits after a later id was read. Every
 //! row records its transaction id (`xid8`). The tailer remembers what its previous read's
 //! snapshot could not see — the transactions in progress then (`xip`) and those at or above its
-//! `xmax` — and each read (one repeatable-read snapshot) takes exactly their rows that are now
-//! committed:
+//! `xmax` — and each read takes exactly their rows that are now
+//! committed (one statement, so one round trip: its rows and the `pg_current_snapshot()` it
+//! returns come from the same statement snapshot):
 //!
 //! ```text
 //! (xid = any(previous xip) or xid >= previous xmax)   ordered by xid, id
@@ -21,7 +22,7 @@
 //! lost (e.g. while the listener reconnects).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -53,19 +54,17 @@ pub struct LogRow<T> {
     pub row: T,
 }
 
-/// The read that never skips: `query` must select `xid::text, id, …` from a table with `xid
-/// xid8` where `$1` (xip) / `$2` (xmax) select the transactions the previous read could not
-/// see, `$3` / `$4` / `$5` resume a batch, ordered by xid, id, limited to `$6`.
+/// The read that never skips, in one statement (one round trip): `query` (built by [`query`])
+/// returns the statement's own snapshot (`pg_current_snapshot()` is the snapshot the statement
+/// reads with) beside the rows of the transactions the previous read could not see (`$1` xip /
+/// `$2` xmax), or beside nulls when there are none; `$3` / `$4` / `$5` resume a batch, ordered
+/// by xid, id, limited to `$6`. Rows are `snapshot, xid, id, …`.
 async fn read<T>(
     db: &PgPool,
     cursor: &Cursor,
     query: &str,
     map: impl Fn(&sqlx::postgres::PgRow) -> Result<T, sqlx::Error>,
 ) -> Result<(Vec<LogRow<T>>, Cursor), sqlx::Error> {
-    let mut tx = db.begin().await?;
-    // One snapshot for the rows and what is recorded of it.
-    sqlx::query("set transaction isolation level repeatable read, read only").execute(&mut *tx).await?;
-    let now: String = sqlx::query_scalar("select pg_current_snapshot()::text").fetch_one(&mut *tx).await?;
     let (snap, after_xid, after_id) = match &cursor.resume {
         Some((snap, xid, id)) => (Some(snap.clone()), Some(xid.clone()), Some(*id)),
         None => (None, None, None),
@@ -77,20 +76,23 @@ async fn read<T>(
         .bind(&after_xid)
         .bind(after_id)
         .bind(BATCH)
-        .fetch_all(&mut *tx)
+        .fetch_all(db)
         .await?;
-    tx.commit().await?;
+    let now: String = match rows.first() {
+        Some(r) => r.try_get(0)?,
+        None => return Err(sqlx::Error::Protocol("the realtime read returned no snapshot".into())),
+    };
     let mut out = Vec::with_capacity(rows.len());
     let mut last = None;
     for r in &rows {
-        let xid: String = r.try_get(0)?;
-        let id: i64 = r.try_get(1)?;
+        let Some(id) = r.try_get::<Option<i64>, _>(2)? else { continue };
+        let xid: String = r.try_get(1)?;
         last = Some((xid, id));
         out.push(LogRow { id, row: map(r)? });
     }
     let target = snap.unwrap_or(now);
     let next = match last {
-        Some((xid, id)) if rows.len() as i64 >= BATCH => Cursor { resume: Some((target, xid, id)), ..cursor.clone() },
+        Some((xid, id)) if out.len() as i64 >= BATCH => Cursor { resume: Some((target, xid, id)), ..cursor.clone() },
         _ => seen_by(&target)?,
     };
     Ok((out, next))
@@ -110,8 +112,16 @@ const WHERE_UNSEEN: &str = "(x.xid = any($1::text[]::xid8[]) or x.xid >= $2::tex
    and ($3::text is null or (pg_visible_in_snapshot(x.xid, $3::text::pg_snapshot)
                              and (x.xid, x.id) > ($4::text::xid8, $5::bigint)))";
 
+/// One statement, so the rows and the snapshot recorded for the next read are the same snapshot
+/// (a statement reads with one snapshot, and `pg_current_snapshot()` returns it). The left join
+/// keeps one row, the snapshot's, when nothing is unseen.
 fn query(columns: &str, table: &str) -> String {
-    format!("select x.xid::text, x.id, {columns} from {table} x where {WHERE_UNSEEN} order by x.xid, x.id limit $6")
+    format!(
+        "select s.snap::text, x.xid::text, x.id, {columns}
+           from (select pg_current_snapshot() as snap) s
+           left join lateral (select x.* from {table} x where {WHERE_UNSEEN} order by x.xid, x.id limit $6) x on true
+          order by x.xid, x.id"
+    )
 }
 
 static EVENTS_QUERY: std::sync::LazyLock<String> =
@@ -132,24 +142,24 @@ pub struct Event {
 
 fn event_row(r: &sqlx::postgres::PgRow) -> Result<Event, sqlx::Error> {
     Ok(Event {
-        id: r.try_get(1)?,
-        topic: r.try_get(2)?,
-        event: r.try_get(3)?,
-        payload: r.try_get(4)?,
-        created_at: r.try_get(5)?,
+        id: r.try_get(2)?,
+        topic: r.try_get(3)?,
+        event: r.try_get(4)?,
+        payload: r.try_get(5)?,
+        created_at: r.try_get(6)?,
     })
 }
 
 fn change_row(r: &sqlx::postgres::PgRow) -> Result<Change, sqlx::Error> {
-    let created_at: DateTime<Utc> = r.try_get(8)?;
+    let created_at: DateTime<Utc> = r.try_get(9)?;
     Ok(Change {
-        id: r.try_get(1)?,
-        schema: r.try_get(2)?,
-        table: r.try_get(3)?,
-        op: r.try_get(4)?,
-        pk: r.try_get(5)?,
-        record: r.try_get(6)?,
-        columns: r.try_get(7)?,
+        id: r.try_get(2)?,
+        schema: r.try_get(3)?,
+        table: r.try_get(4)?,
+        op: r.try_get(5)?,
+        pk: r.try_get(6)?,
+        record: r.try_get(7)?,
+        columns: r.try_get(8)?,
         commit_timestamp: created_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
     })
 }
@@ -196,6 +206,7 @@ pub async fn run(hub: Arc<Hub>, db: PgPool, poll: Duration) {
     let mut listener: Option<PgListener> = None;
     // Which logs to read next: both at first, after a timeout and after a reconnect.
     let mut wanted = Wanted { events: true, changes: true };
+    let mut woken: Option<Instant> = None;
     loop {
         if listener.is_none() {
             match PgListener::connect_with(&db).await {
@@ -207,7 +218,7 @@ pub async fn run(hub: Arc<Hub>, db: PgPool, poll: Duration) {
             }
             wanted = Wanted { events: true, changes: true };
         }
-        let full = match pass(&hub, &db, &mut events, &mut changes, wanted).await {
+        let full = match pass(&hub, &db, &mut events, &mut changes, wanted, woken.take()).await {
             Ok(full) => full,
             Err(e) => {
                 tracing::warn!(error = %e, "realtime tailer: read failed; retrying");
@@ -224,6 +235,7 @@ pub async fn run(hub: Arc<Hub>, db: PgPool, poll: Duration) {
         match listener.as_mut() {
             Some(l) => match tokio::time::timeout(poll, l.recv()).await {
                 Ok(Ok(first)) => {
+                    woken = Some(Instant::now());
                     // One read serves every commit notified so far.
                     wanted.note(first.payload());
                     while let Some(n) = l.next_buffered() {
@@ -262,14 +274,31 @@ impl Wanted {
 }
 
 /// One read of the wanted logs and their delivery; `true` when a batch was full (read again now).
-async fn pass(hub: &Hub, db: &PgPool, events: &mut Cursor, changes: &mut Cursor, wanted: Wanted) -> Result<bool, sqlx::Error> {
+/// Stage times for the benchmark and operators: the read (one statement), the time from the
+/// wake-up (`woken`, the NOTIFY's arrival) to the rows being in hand, and each event's fan-out
+/// (putting it on every joined socket's queue).
+async fn pass(
+    hub: &Hub,
+    db: &PgPool,
+    events: &mut Cursor,
+    changes: &mut Cursor,
+    wanted: Wanted,
+    woken: Option<Instant>,
+) -> Result<bool, sqlx::Error> {
     let mut full = false;
     if wanted.events {
+        let started = Instant::now();
         let (rows, next) = read(db, events, &EVENTS_QUERY, event_row).await?;
+        metrics::histogram!("careplane_realtime_read_seconds", "log" => "events").record(started.elapsed().as_secs_f64());
+        if let (Some(w), false) = (woken, rows.is_empty()) {
+            metrics::histogram!("careplane_realtime_notify_to_read_seconds").record(w.elapsed().as_secs_f64());
+        }
         full |= rows.len() as i64 >= BATCH;
         for r in &rows {
             let e = &r.row;
+            let fan_out = Instant::now();
             let sent = hub.fan_out(Arc::new(event_outgoing(e, false)), None);
+            metrics::histogram!("careplane_realtime_fan_out_seconds").record(fan_out.elapsed().as_secs_f64());
             metrics::counter!("careplane_realtime_events_relayed_total", "kind" => "broadcast").increment(sent as u64);
             let lag = (Utc::now() - e.created_at).num_microseconds().unwrap_or(0).max(0) as f64 / 1e6;
             metrics::histogram!("careplane_realtime_commit_to_send_seconds").record(lag);
@@ -277,7 +306,9 @@ async fn pass(hub: &Hub, db: &PgPool, events: &mut Cursor, changes: &mut Cursor,
         *events = next;
     }
     if wanted.changes {
+        let started = Instant::now();
         let (rows, next) = read(db, changes, &CHANGES_QUERY, change_row).await?;
+        metrics::histogram!("careplane_realtime_read_seconds", "log" => "changes").record(started.elapsed().as_secs_f64());
         full |= rows.len() as i64 >= BATCH;
         for r in &rows {
             let sent = changes::deliver(hub, db, &r.row).await?;
