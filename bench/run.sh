@@ -57,7 +57,9 @@ redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG || die "Redis is not a
 (cd "$BENCH" && npm ci --no-audit --no-fund --silent)
 
 bold "==> release build of the companion and of the verifier micro-benchmark"
-cargo build --release -p careplane-companion -p careplane-jwt-verify-bench
+# Built one at a time, as \`make bench-jwt\` builds the micro-benchmark, so each reuses the other's build.
+cargo build --release -p careplane-companion
+cargo build --release -p careplane-jwt-verify-bench
 COMPANION="$ROOT/target/release/careplane-companion"
 JWT_VERIFY="$ROOT/target/release/jwt-verify-bench"
 CLK_TCK="$(getconf CLK_TCK)"
@@ -155,7 +157,7 @@ run_wrk() {
   echo "$name $rps $p99 ${round:-0} $cpu_us $share" >> "$WORK/results"
 }
 
-# The floor's verification, in-process with the companion's verifier (jsonwebtoken 10, aws-lc-rs),
+# The floor's verification, in-process with the companion's verifier (ring, through jsonwebtoken 9),
 # pinned to the server's core: appends "verify-adopted <µs signature check> <µs whole decode> round".
 run_verify() {
   local sig decode
@@ -231,8 +233,8 @@ decode_us="$(awk '{print $3}' "$WORK/verify" | sort -g | awk '{a[NR]=$1} END {pr
 cpu_open="$(median companion-noauth 5)"; cpu_nocache="$(median companion-es256-nocache 5)"
 cpu_auth="$(median companion-es256 5)"; cpu_express="$(median express-es256 5)"
 floor_cpu="$(col_median 2)"; floor_rps="$(col_median 5)"; floor_decode="$(col_median 7)"
-ratio_floor="$(col_median 4)"; range_floor="$(col_range 4 %.2f)"
-ratio_floor_rps="$(col_median 6)"; range_floor_rps="$(col_range 6 %.2f)"
+ratio_floor="$(printf %.2f "$(col_median 4)")"; range_floor="$(col_range 4 %.2f)"
+ratio_floor_rps="$(printf %.2f "$(col_median 6)")"; range_floor_rps="$(col_range 6 %.2f)"
 verdict_le() { awk -v r="$1" -v t="$2" 'BEGIN { if (r <= t) print "met"; else print "**missed**" }'; }
 floor_table="$(awk '{printf "| %s | %s | %s | %.2f × | %s | %.2f × |\n", $1, $2, $3, $4, $5, $6}' <<<"$floor_rows")"
 
@@ -265,9 +267,9 @@ Ratios: the median over rounds of the ratio within each round.
 A request that must verify a token cannot cost less than one signature verification plus the
 unauthenticated request. Both are measured in this run:
 
-- **verification**: one ES256 signature check with the companion's verifier (jsonwebtoken 10's
-  aws-lc-rs provider, \`aws_lc_rs::signature::UnparsedPublicKey::verify\` as the provider calls it),
-  timed in-process by \`bench/jwt-verify --adopted\` pinned to the server's core, once per round
+- **verification**: one ES256 signature check with the companion's verifier (ring 0.17,
+  \`ring::signature::UnparsedPublicKey::verify\`, as jsonwebtoken 9 calls it; the fastest of the
+  verifiers \`make bench-jwt\` compares), in CPU time, timed in-process by \`bench/jwt-verify --adopted\` pinned to the server's core, once per round
   between the wrk runs: median **$sig_us µs** (the whole \`jsonwebtoken::decode\` of the token —
   base64, JSON, signature, \`exp\`/\`nbf\` — $decode_us µs).
 - **the unauthenticated request** (\`GET /v1/ping\`, same companion binary and stack): the server's CPU
@@ -311,7 +313,7 @@ Where the time goes, at the medians, per request on the one server core: the una
 route $(us "$rps_open") µs; the authenticated route $(us "$rps_auth") µs with remembered tokens and
 $(us "$rps_nocache") µs verifying every time. On this CPU one P-256 ECDSA verification costs
 about $(us "$ecdsa_verify") µs with OpenSSL (\`openssl speed ecdsap256\`: $ecdsa_verify verifications/s) and
-$sig_us µs with the companion's verifier (aws-lc-rs; \`make bench-jwt\` compares the verifiers), and
+$sig_us µs of CPU time with the companion's verifier (ring; \`make bench-jwt\` compares the verifiers), and
 the authenticated route also checks the per-user limit (a second key in the same Redis script).
 So with verification on every request, 0.8 × the unauthenticated route is out of reach on this
 machine for any implementation: the signature check alone costs a large share of the whole

@@ -4,9 +4,10 @@
 //! ```text
 //! jwt-verify-bench [--seconds S] [--rounds R] [--report PATH] [--openssl-seconds N]
 //!     the whole comparison; writes a Markdown report (make bench-jwt)
-//! jwt-verify-bench --adopted [--seconds S] [--rounds R]
+//! jwt-verify-bench --adopted [--seconds S] [--rounds R] [--evict-kib K]
 //!     one line for bench/run.sh: "<µs per signature check> <µs per whole-token decode>" with the
-//!     verifier the companion uses (ring, through jsonwebtoken 9)
+//!     verifier the companion uses (ring, through jsonwebtoken 9); with --evict-kib K, also (on
+//!     stderr) the same with K KiB written over between verifications (cold caches, a diagnosis)
 //! ```
 //!
 //! Every verifier is first shown to accept all the benchmark's tokens and to refuse a tampered
@@ -192,6 +193,36 @@ fn thread_cpu_seconds() -> f64 {
     ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
 }
 
+/// CPU µs per verification when, before each one, `evict` bytes are written over (as a server's
+/// request handling does between two verifications, pushing the verifier's code and tables out
+/// of the L1/L2 caches), the cost of the writing itself subtracted.
+fn time_cold(v: &Verifier<'_>, f: &Fixture, budget: Duration, evict: usize) -> f64 {
+    let mut buffer = vec![0u8; evict];
+    let mut pollute = |i: usize| {
+        for chunk in buffer.chunks_mut(64) {
+            chunk[0] = chunk[0].wrapping_add(i as u8);
+        }
+        black_box(&buffer);
+    };
+    let run = |with_verify: bool, pollute: &mut dyn FnMut(usize)| {
+        let start = thread_cpu_seconds();
+        let mut n = 0usize;
+        while thread_cpu_seconds() - start < budget.as_secs_f64() {
+            for i in 0..16 {
+                pollute(n + i);
+                if with_verify {
+                    assert!(black_box((v.check)(black_box(&f.tokens[(n + i) % TOKENS]))));
+                }
+            }
+            n += 16;
+        }
+        (thread_cpu_seconds() - start) * 1e6 / n as f64
+    };
+    let both = run(true, &mut pollute);
+    let alone = run(false, &mut pollute);
+    both - alone
+}
+
 /// (CPU µs, wall-clock µs) per verification over one batch of about `budget` of CPU time.
 fn time_batch(v: &Verifier<'_>, f: &Fixture, budget: Duration) -> (f64, f64) {
     // Calibrate on a short run, then time a batch sized to the budget.
@@ -253,10 +284,11 @@ struct Args {
     rounds: usize,
     report: Option<String>,
     openssl_seconds: u32,
+    evict_kib: Option<usize>,
 }
 
 fn args() -> Result<Args, String> {
-    let mut a = Args { adopted: false, seconds: 12.0, rounds: 5, report: None, openssl_seconds: 3 };
+    let mut a = Args { adopted: false, seconds: 12.0, rounds: 5, report: None, openssl_seconds: 3, evict_kib: None };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
@@ -267,6 +299,9 @@ fn args() -> Result<Args, String> {
             }
             "--rounds" => a.rounds = value("--rounds")?.parse().map_err(|_| "--rounds: a whole number".to_owned())?,
             "--report" => a.report = Some(value("--report")?),
+            "--evict-kib" => {
+                a.evict_kib = Some(value("--evict-kib")?.parse().map_err(|_| "--evict-kib: a whole number".to_owned())?)
+            }
             "--openssl-seconds" => {
                 a.openssl_seconds =
                     value("--openssl-seconds")?.parse().map_err(|_| "--openssl-seconds: a whole number".to_owned())?
@@ -285,7 +320,7 @@ fn args() -> Result<Args, String> {
 }
 
 const USAGE: &str = "usage: jwt-verify-bench [--seconds S] [--rounds R] [--report PATH] [--openssl-seconds N]\n       \
-                     jwt-verify-bench --adopted [--seconds S] [--rounds R]";
+                     jwt-verify-bench --adopted [--seconds S] [--rounds R] [--evict-kib K]";
 
 fn main() {
     let args = args().unwrap_or_else(|e| {
@@ -312,6 +347,11 @@ fn main() {
         }
         let [sig, decode] = [0, 1].map(|i| stats(samples[i].clone()).median);
         println!("{sig:.2} {decode:.2}");
+        if let Some(kib) = args.evict_kib {
+            // Diagnosis: the same two with the caches disturbed between verifications.
+            let cold: Vec<f64> = chosen.iter().map(|v| time_cold(v, &f, budget, kib * 1024)).collect();
+            eprintln!("with {kib} KiB written between verifications: {:.2} µs signature check, {:.2} µs whole decode", cold[0], cold[1]);
+        }
         return;
     }
 
