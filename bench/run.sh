@@ -163,8 +163,9 @@ run_wrk() {
 # verifications, as a server's request handling disturbs the caches: "cold_sig cold_decode" columns.
 run_verify() {
   local sig decode cold
-  read -r sig decode < <(taskset -c "$SERVER_CPU" "$JWT_VERIFY" --adopted --seconds "$VERIFY_SECONDS" --rounds 3 \
-    --evict-kib 1024 2> "$WORK/verify-cold.txt") || true
+  # Not a process substitution: the cold figure is written (to stderr) after the line is read.
+  read -r sig decode <<<"$(taskset -c "$SERVER_CPU" "$JWT_VERIFY" --adopted --seconds "$VERIFY_SECONDS" --rounds 3 \
+    --evict-kib 1024 2> "$WORK/verify-cold.txt")" || true
   [[ -n "${decode:-}" ]] || die "the in-process verification (jwt-verify-bench --adopted) gave no figure"
   cold="$(awk -F'[:,]' '/written between verifications/ {print $2 + 0, $3 + 0}' "$WORK/verify-cold.txt")"
   printf '    %-24s %10s µs per signature check, %s µs per whole-token decode (caches disturbed: %s)\n' \
