@@ -3,7 +3,7 @@ SHELL := /bin/bash
 DB ?= careplane
 export DB
 
-.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime seed-large bench-requests
+.PHONY: help deps db db-reset run test test-matrix package images compose-test backup restore bench bench-auth bench-jwt bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime seed-large bench-requests
 
 help:
 	@echo "make run       set up everything, then serve the companion (BIND_ADDR, default 127.0.0.1:8080)"
@@ -18,6 +18,7 @@ help:
 	@echo "make backup    pg_dump DB=$(DB) (and the roles it needs) into backups/ (BACKUP_DIR=…)"
 	@echo "make restore   BACKUP_DIR=… RESTORE_DB=… restore a backup into a new database"
 	@echo "make bench-auth  companion (ES256 auth) vs Express + jsonwebtoken vs no auth; writes bench/REPORT.md"
+	@echo "make bench-jwt   one ES256 verification: ring, aws-lc-rs, RustCrypto p256, jsonwebtoken 9/10, openssl speed; writes bench/jwt-verify/REPORT.md"
 	@echo "make bench-ledger  ledger transfers/s vs raw entry inserts; writes bench/ledger/REPORT.md"
 	@echo "make bench-payments  signed webhooks stored/s vs /v1/ping, webhook-to-ledger latency; writes bench/payments/REPORT.md"
 	@echo "make bench-notifications  outbox messages/s to local fake providers, one and two instances; writes bench/notifications/REPORT.md"
@@ -66,10 +67,15 @@ restore:
 	@test -n "$(BACKUP_DIR)" -a -n "$(RESTORE_DB)" || { echo "usage: make restore BACKUP_DIR=backups/… RESTORE_DB=name" >&2; exit 2; }
 	@scripts/restore.sh "$(BACKUP_DIR)" "$(RESTORE_DB)"
 
-bench: bench-auth bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime
+bench: bench-auth bench-jwt bench-ledger bench-slots bench-booking bench-news2 bench-payments bench-notifications bench-realtime bench-requests
 
 bench-auth:
 	@scripts/dev.sh bench
+
+# One thread, pinned (BENCH_CPU, default 1) with its `openssl speed` child.
+bench-jwt:
+	@PATH="$$HOME/.cargo/bin:$$PATH" cargo build --release -p careplane-jwt-verify-bench
+	@BENCH_CPU=$${BENCH_CPU:-1}; BENCH_CPU=$$BENCH_CPU taskset -c $$BENCH_CPU target/release/jwt-verify-bench --report bench/jwt-verify/REPORT.md
 
 bench-ledger:
 	@scripts/dev.sh bench-deps

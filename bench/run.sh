@@ -3,6 +3,11 @@
 # endpoint in Express + jsonwebtoken on Node 20, vs the companion's same route without auth.
 # Same run, same load generator (wrk), loopback only. Writes bench/REPORT.md.
 #
+# The uncached route (JWT_CACHE_SIZE=0) is also compared with its floor, measured in the same
+# run: one verification with the companion's verifier (bench/jwt-verify --adopted, in-process,
+# pinned to the server's core) plus the server CPU time of one unauthenticated request (the
+# server's utime+stime from /proc over the measurement, divided by the requests wrk completed).
+#
 #   bench/run.sh                 (make bench)
 #   DURATION=8 WARMUP=2 ROUNDS=5 CONNECTIONS=32 bench/run.sh   (the defaults)
 #
@@ -51,9 +56,13 @@ node_major="$(node -p 'process.versions.node.split(".")[0]')"
 redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG || die "Redis is not answering at $REDIS_URL (make deps starts it)"
 (cd "$BENCH" && npm ci --no-audit --no-fund --silent)
 
-bold "==> release build of the companion"
+bold "==> release build of the companion and of the verifier micro-benchmark"
+# Built one at a time, as \`make bench-jwt\` builds the micro-benchmark, so each reuses the other's build.
 cargo build --release -p careplane-companion
+cargo build --release -p careplane-jwt-verify-bench
 COMPANION="$ROOT/target/release/careplane-companion"
+JWT_VERIFY="$ROOT/target/release/jwt-verify-bench"
+CLK_TCK="$(getconf CLK_TCK)"
 
 bold "==> servers"
 EXPRESS_PORT="$(free_port)"
@@ -66,6 +75,7 @@ SUB="$(cat "$WORK/sub")"
 PORT="$EXPRESS_PORT" SUPABASE_URL="$SUPABASE_URL" NODE_ENV=production \
   taskset -c "$SERVER_CPU" node "$BENCH/express-server.js" > "$WORK/express.log" 2>&1 &
 PIDS+=($!)
+EXPRESS_PID=$!
 wait_listening "$SUPABASE_URL/v1/ping"
 
 # Rate limits stay on (every /v1 request does its Redis round trip, as in production), with
@@ -80,11 +90,14 @@ start_companion() {  # port cache-size log
     RATE_LIMIT_USER_PER_MINUTE=100000000 RATE_LIMIT_USER_BURST=100000000 \
     taskset -c "$SERVER_CPU" "$COMPANION" serve > "$3" 2>&1 &
   PIDS+=($!)
+  STARTED_PID=$!
   wait_listening "http://127.0.0.1:$1/health"
 }
 NOCACHE_PORT="$(free_port)"
 start_companion "$COMPANION_PORT" 10000 "$WORK/companion.log"
+COMPANION_PID=$STARTED_PID
 start_companion "$NOCACHE_PORT" 0 "$WORK/companion-nocache.log"
+NOCACHE_PID=$STARTED_PID
 COMPANION_URL="http://127.0.0.1:$COMPANION_PORT"
 NOCACHE_URL="http://127.0.0.1:$NOCACHE_PORT"
 
@@ -117,32 +130,62 @@ to_ms() {
     printf "%.3f", n }'
 }
 
-# run_wrk name url [token] → appends "name rps p99_ms" to $WORK/results
+# CPU time (utime + stime, all threads, in clock ticks) the process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# run_wrk name server-pid url [token] → appends "name rps p99_ms round cpu_us_per_request
+# server_cpu_share" to $WORK/results. The server's CPU time is read just before and just after
+# the measured wrk run (not the warm-up) and divided by the requests wrk completed in it.
 run_wrk() {
-  local name="$1" url="$2" token="${3:-}" out
+  local name="$1" pid="$2" url="$3" token="${4:-}" out
   local header=()
   [[ -n "$token" ]] && header=(-H "Authorization: Bearer $token")
   taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "${header[@]}" "$url" > /dev/null
+  local t0 t1 w0 w1
+  t0="$(cpu_ticks "$pid")"; w0="$(date +%s%N)"
   out="$(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${header[@]}" "$url")"
+  t1="$(cpu_ticks "$pid")"; w1="$(date +%s%N)"
   echo "$out" > "$WORK/wrk-$name-$(date +%s%N).txt"
   if grep -q "Non-2xx" <<<"$out"; then die "$name: non-2xx answers during the run: $(grep Non-2xx <<<"$out")"; fi
-  local rps p99
+  local rps p99 requests cpu_us share
   rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
   p99="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"
-  printf '    %-22s %10s req/s   p99 %8s ms\n' "$name" "$rps" "$p99"
-  echo "$name $rps $p99 ${round:-0}" >> "$WORK/results"
+  requests="$(awk '/requests in/ {print $1}' <<<"$out")"
+  cpu_us="$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v n="$requests" 'BEGIN {printf "%.1f", d * 1e6 / hz / n}')"
+  share="$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v ns=$((w1 - w0)) 'BEGIN {printf "%.2f", d / hz / (ns / 1e9)}')"
+  printf '    %-24s %10s req/s   p99 %8s ms   server CPU %6s µs/request (%s of a core)\n' "$name" "$rps" "$p99" "$cpu_us" "$share"
+  echo "$name $rps $p99 ${round:-0} $cpu_us $share" >> "$WORK/results"
 }
 
-ecdsa_verify="$(openssl speed -seconds 1 ecdsap256 2>/dev/null | awk '/nistp256/ {print int($NF)}')"
+# The floor's verification, in-process with the companion's verifier (ring, through jsonwebtoken 9),
+# pinned to the server's core: appends "verify-adopted <µs signature check> <µs whole decode> round".
+# Also, for the report only (not the floor): the same with 1 MiB written over between two
+# verifications, as a server's request handling disturbs the caches: "cold_sig cold_decode" columns.
+run_verify() {
+  local sig decode cold
+  # Not a process substitution: the cold figure is written (to stderr) after the line is read.
+  read -r sig decode <<<"$(taskset -c "$SERVER_CPU" "$JWT_VERIFY" --adopted --seconds "$VERIFY_SECONDS" --rounds 3 \
+    --evict-kib 1024 2> "$WORK/verify-cold.txt")" || true
+  [[ -n "${decode:-}" ]] || die "the in-process verification (jwt-verify-bench --adopted) gave no figure"
+  cold="$(awk -F'[:,]' '/written between verifications/ {print $2 + 0, $3 + 0}' "$WORK/verify-cold.txt")"
+  printf '    %-24s %10s µs per signature check, %s µs per whole-token decode (caches disturbed: %s)\n' \
+    verify-adopted "$sig" "$decode" "$cold"
+  echo "verify-adopted $sig $decode ${round:-0} $cold" >> "$WORK/verify"
+}
+VERIFY_SECONDS="${VERIFY_SECONDS:-2}"
+
+ecdsa_verify="$(taskset -c "$SERVER_CPU" openssl speed -seconds 1 ecdsap256 2>/dev/null | awk '/nistp256/ {print int($NF)}')"
 load_before="$(cut -d' ' -f1-3 /proc/loadavg)"
-bold "==> load: $ROUNDS rounds x 4 scenarios, ${WARMUP}s warm-up + ${DURATION}s each, $CONNECTIONS connections"
+bold "==> load: $ROUNDS rounds x 4 scenarios, ${WARMUP}s warm-up + ${DURATION}s each, $CONNECTIONS connections; ${VERIFY_SECONDS}s of in-process verification per round"
 : > "$WORK/results"
+: > "$WORK/verify"
 for round in $(seq 1 "$ROUNDS"); do
   echo "    round $round"
-  run_wrk companion-es256 "$COMPANION_URL/v1/auth/ping" "$TOKEN"
-  run_wrk companion-noauth "$COMPANION_URL/v1/ping"
-  run_wrk companion-es256-nocache "$NOCACHE_URL/v1/auth/ping" "$TOKEN"
-  run_wrk express-es256 "$SUPABASE_URL/v1/auth/ping" "$TOKEN"
+  run_wrk companion-es256 "$COMPANION_PID" "$COMPANION_URL/v1/auth/ping" "$TOKEN"
+  run_wrk companion-noauth "$COMPANION_PID" "$COMPANION_URL/v1/ping"
+  run_wrk companion-es256-nocache "$NOCACHE_PID" "$NOCACHE_URL/v1/auth/ping" "$TOKEN"
+  run_verify
+  run_wrk express-es256 "$EXPRESS_PID" "$SUPABASE_URL/v1/auth/ping" "$TOKEN"
 done
 
 load_after="$(cut -d' ' -f1-3 /proc/loadavg)"
@@ -172,7 +215,34 @@ ratio_open="$(round_ratio companion-es256 companion-noauth)"
 ratio_express_nc="$(round_ratio companion-es256-nocache express-es256)"
 ratio_open_nc="$(round_ratio companion-es256-nocache companion-noauth)"
 verdict() { awk -v r="$1" -v t="$2" 'BEGIN { if (r >= t) print "met"; else print "**missed**" }'; }
-all_rounds="$(awk '{printf "| %s | %s | %s | %s |\n", $4, $1, $2, $3}' "$WORK/results")"
+all_rounds="$(awk '{printf "| %s | %s | %s | %s | %s | %s |\n", $4, $1, $2, $3, $5, $6}' "$WORK/results")"
+all_verify="$(awk '{printf "| %s | %s | %s | %s | %s |\n", $4, $2, $3, $5, $6}' "$WORK/verify")"
+
+# The floor of the uncached route, per round: one signature check with the companion's verifier
+# (in-process) + the server CPU time of one unauthenticated request (same companion binary and
+# stack, same round). Ratio = the uncached route's server CPU time per request over that floor;
+# target ≤ 1.15. The same with wall-clock throughput on the one pinned core:
+# floor requests/s = 1e6 / (1e6 / noauth requests/s + verification µs), target ≥ 1 / 1.15.
+# Rounds are joined on their number; the median and range over rounds are reported.
+floor_rows="$(awk '
+  FNR == NR { sig[$4] = $2; dec[$4] = $3; next }
+  $1 == "companion-noauth" { open_cpu[$4] = $5; open_rps[$4] = $2 }
+  $1 == "companion-es256-nocache" { nc_cpu[$4] = $5; nc_rps[$4] = $2 }
+  END { for (r in sig) if ((r in open_cpu) && (r in nc_cpu)) {
+    floor_cpu = sig[r] + open_cpu[r]; floor_rps = 1e6 / (1e6 / open_rps[r] + sig[r])
+    printf "%s %.1f %.1f %.4f %.0f %.4f %.1f\n", r, floor_cpu, nc_cpu[r], nc_cpu[r] / floor_cpu, floor_rps, nc_rps[r] / floor_rps, dec[r] + open_cpu[r] } }' \
+  "$WORK/verify" "$WORK/results" | sort -n)"
+col_median() { awk -v c="$1" '{print $c}' <<<"$floor_rows" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+col_range() { awk -v c="$1" -v f="$2" '{print $c}' <<<"$floor_rows" | sort -g | awk -v f="$2" '{a[NR]=$1} END {printf f "–" f, a[1], a[NR]}'; }
+sig_us="$(awk '{print $2}' "$WORK/verify" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+decode_us="$(awk '{print $3}' "$WORK/verify" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')"
+cpu_open="$(median companion-noauth 5)"; cpu_nocache="$(median companion-es256-nocache 5)"
+cpu_auth="$(median companion-es256 5)"; cpu_express="$(median express-es256 5)"
+floor_cpu="$(col_median 2)"; floor_rps="$(col_median 5)"; floor_decode="$(col_median 7)"
+ratio_floor="$(printf %.2f "$(col_median 4)")"; range_floor="$(col_range 4 %.2f)"
+ratio_floor_rps="$(printf %.2f "$(col_median 6)")"; range_floor_rps="$(col_range 6 %.2f)"
+verdict_le() { awk -v r="$1" -v t="$2" 'BEGIN { if (r <= t) print "met"; else print "**missed**" }'; }
+floor_table="$(awk '{printf "| %s | %s | %s | %.2f × | %s | %.2f × |\n", $1, $2, $3, $4, $5, $6}' <<<"$floor_rows")"
 
 cpu="$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
 cat > "$REPORT" <<EOF
@@ -198,6 +268,50 @@ Ratios: the median over rounds of the ratio within each round.
 
 (In brackets: the lowest and highest ratio over the rounds.)
 
+## The uncached route against its floor
+
+A request that must verify a token cannot cost less than one signature verification plus the
+unauthenticated request. Both are measured in this run:
+
+- **verification**: one ES256 signature check with the companion's verifier (ring 0.17,
+  \`ring::signature::UnparsedPublicKey::verify\`, as jsonwebtoken 9 calls it; the fastest of the
+  verifiers \`make bench-jwt\` compares), in CPU time, timed in-process by \`bench/jwt-verify --adopted\` pinned to the server's core, once per round
+  between the wrk runs: median **$sig_us µs** (the whole \`jsonwebtoken::decode\` of the token —
+  base64, JSON, signature, \`exp\`/\`nbf\` — $decode_us µs).
+- **the unauthenticated request** (\`GET /v1/ping\`, same companion binary and stack): the server's CPU
+  time per request at saturation, i.e. the companion process's utime + stime (\`/proc/<pid>/stat\`,
+  all threads) over the measured wrk run divided by the requests wrk completed: median
+  **$cpu_open µs**.
+- **floor** = verification + unauthenticated request = **$floor_cpu µs** (median over rounds of the
+  per-round sum; with the whole decode instead of the signature check alone: $floor_decode µs).
+- **the uncached route** (\`JWT_CACHE_SIZE=0\`, \`GET /v1/auth/ping\`): server CPU time per request,
+  measured the same way: median **$cpu_nocache µs**.
+
+| target | ratio (median; lowest–highest over rounds) | verdict |
+| --- | ---: | --- |
+| uncached route CPU time per request ≤ 1.15 × floor | $ratio_floor × ($range_floor) | $(verdict_le "$ratio_floor" 1.15) |
+| uncached route requests/s ≥ floor requests/s ÷ 1.15 (= 0.87 ×), floor requests/s = 10⁶ ÷ (10⁶ ÷ unauthenticated requests/s + verification µs), one pinned core | $ratio_floor_rps × ($range_floor_rps) | $(verdict "$ratio_floor_rps" 0.87) |
+| uncached route ≥ 5 × Express + jsonwebtoken (requests/s, from the table above) | $ratio_express_nc × ($range_express_nc) | $(verdict "$ratio_express_nc" 5) |
+
+Server CPU time per request, medians: companion default config $cpu_auth µs, uncached
+$cpu_nocache µs, unauthenticated $cpu_open µs; Express + jsonwebtoken $cpu_express µs.
+CPU time rather than 1 ÷ requests/s is the primary measure because the machine is shared: another
+process running on the server's core lowers requests/s but not the server's own CPU time per
+request. Both are reported.
+
+| round | floor µs | uncached route µs | ratio | floor requests/s | uncached requests/s ÷ floor requests/s |
+| ---: | ---: | ---: | ---: | ---: | ---: |
+$floor_table
+
+In-process verifications, per round (CPU µs, median of 3 batches; the last two columns with 1 MiB
+written over between two verifications, that writing's own time subtracted — how much a
+verification costs when the request handling around it has pushed the verifier's code and tables
+out of the core's caches, as in the server; for information, not part of the floor):
+
+| round | signature check | whole-token decode | signature check, caches disturbed | whole-token decode, caches disturbed |
+| ---: | ---: | ---: | ---: | ---: |
+$all_verify
+
 The default configuration remembers verified tokens (\`JWT_CACHE_SIZE\`, see the README): the
 benchmark, like a real client, repeats one access token, so after the first request the
 companion re-checks \`exp\`/\`nbf\` and the key's presence in the JWKS instead of redoing the
@@ -206,12 +320,13 @@ verification itself with Express + jsonwebtoken, which verifies every request.
 
 Where the time goes, at the medians, per request on the one server core: the unauthenticated
 route $(us "$rps_open") µs; the authenticated route $(us "$rps_auth") µs with remembered tokens and
-$(us "$rps_nocache") µs verifying every time. On this CPU one P-256 ECDSA verification alone costs
-about $(us "$ecdsa_verify") µs (\`openssl speed ecdsap256\`: $ecdsa_verify verifications/s), and the
-authenticated route also checks the per-user limit (a second key in the same Redis script).
+$(us "$rps_nocache") µs verifying every time. On this CPU one P-256 ECDSA verification costs
+about $(us "$ecdsa_verify") µs with OpenSSL (\`openssl speed ecdsap256\`: $ecdsa_verify verifications/s) and
+$sig_us µs of CPU time with the companion's verifier (ring; \`make bench-jwt\` compares the verifiers), and
+the authenticated route also checks the per-user limit (a second key in the same Redis script).
 So with verification on every request, 0.8 × the unauthenticated route is out of reach on this
-machine for any implementation: the signature check alone costs about as much as the whole
-unauthenticated request.
+machine for any implementation: the signature check alone costs a large share of the whole
+unauthenticated request. The floor section above is the measure that applies.
 
 ## Setup
 
@@ -223,7 +338,8 @@ unauthenticated request.
   after (1, 5, 15 min). The machine may be shared (other builds and tests); the interleaved
   rounds and medians are there to blunt that, not to remove it.
 - Load: \`wrk -t1 -c$CONNECTIONS -d${DURATION}s --latency\` after a ${WARMUP}s warm-up, over 127.0.0.1;
-  the four scenarios are measured in turn, $ROUNDS rounds, and the medians reported.
+  the four scenarios are measured in turn, $ROUNDS rounds, and the medians reported; in each
+  round the in-process verification (${VERIFY_SECONDS}s) runs between the uncached companion and Express.
   Every answer was a 2xx (the script stops otherwise), and before loading, each server was
   shown to accept the token and to refuse a tampered one.
 - CPUs: each server under test is pinned to CPU $SERVER_CPU (\`taskset\`), wrk to CPU $WRK_CPU. The
@@ -245,8 +361,8 @@ unauthenticated request.
 
 ## Every measurement
 
-| round | scenario | requests/s | p99 ms |
-| ---: | --- | ---: | ---: |
+| round | scenario | requests/s | p99 ms | server CPU µs per request | server CPU share of a core |
+| ---: | --- | ---: | ---: | ---: | ---: |
 $all_rounds
 EOF
 bold "==> wrote ${REPORT#"$ROOT"/}"
