@@ -136,6 +136,9 @@ pub struct SocketParams {
     vsn: Option<String>,
 }
 
+/// The initial (and usual) size of a socket's read buffer.
+pub const READ_BUFFER_BYTES: usize = 512;
+
 /// `GET /realtime/v1/websocket?apikey=…&vsn=2.0.0`
 pub async fn websocket(State(state): State<AppState>, Query(params): Query<SocketParams>, upgrade: WebSocketUpgrade) -> Response {
     let vsn = match protocol::Vsn::parse(params.vsn.as_deref()) {
@@ -147,10 +150,12 @@ pub async fn websocket(State(state): State<AppState>, Query(params): Query<Socke
         return AppError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; reconnect").into_response();
     }
     // tungstenite's default buffers are 128 KiB each per socket; most frames are small, and a
-    // buffer grows when a frame needs it (up to the frame limit), so start small: this is most
-    // of the memory a connection costs.
+    // buffer grows when a frame needs it (up to the frame limit), so start small. The read
+    // buffer is zero-filled to its full size on every read, so all of it is resident for the
+    // socket's life: 512 bytes holds a heartbeat, a join or a small broadcast in one read (a
+    // larger frame reserves its own length and is read in 512-byte steps).
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * rt.config.max_frame_bytes)
         .max_frame_size(rt.config.max_frame_bytes)
