@@ -5,12 +5,12 @@
 //! socket's queue. A queue that is full means the client is not keeping up: the socket is told
 //! to close (with a reason; it can rejoin with replay), never blocked on and never grown.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 use serde_json::Value;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 use super::changes::Binding;
 use super::protocol::{self, Body, Vsn, Wire};
@@ -74,35 +74,67 @@ impl Outgoing {
     }
 }
 
-/// The handle the hub keeps for one socket.
+/// The handle the hub keeps for one socket: its bounded queue and its kill switch.
+///
+/// The queue is a plain `VecDeque` behind a mutex, empty (and unallocated) whenever the socket
+/// has caught up: the socket task takes the whole queue at once, so an idle socket costs no
+/// queue memory (a bounded `tokio::sync::mpsc` channel allocates its first block of 32 slots
+/// and a cache-padded channel up front, for every socket).
 pub struct SocketHandle {
     pub id: ConnId,
-    pub queue: mpsc::Sender<Arc<Outgoing>>,
-    /// Set (with the reason) when the socket must close.
-    pub kill: Arc<Kill>,
-}
-
-#[derive(Default)]
-pub struct Kill {
+    capacity: usize,
+    queue: Mutex<VecDeque<Arc<Outgoing>>>,
+    /// Set once the socket must close (slow consumer, shutdown) or has closed.
     fired: AtomicBool,
-    reason: Mutex<Option<(u16, String)>>,
-    pub notify: Notify,
+    reason: Mutex<Option<(u16, Box<str>)>>,
+    /// Wakes the socket task: frames were queued, or it must close.
+    pub wake: Notify,
 }
 
-impl Kill {
-    pub fn fire(&self, code: u16, reason: &str) {
-        if !self.fired.swap(true, Ordering::AcqRel) {
-            *self.reason.lock().expect("kill lock") = Some((code, reason.to_owned()));
-            self.notify.notify_one();
+impl SocketHandle {
+    /// A socket whose queue holds at most `capacity` frames.
+    pub fn new(id: ConnId, capacity: usize) -> Self {
+        SocketHandle {
+            id,
+            capacity: capacity.max(1),
+            queue: Mutex::new(VecDeque::new()),
+            fired: AtomicBool::new(false),
+            reason: Mutex::new(None),
+            wake: Notify::new(),
         }
     }
 
+    /// Tells the socket to close with `code` and `reason` (the first call wins).
+    pub fn fire(&self, code: u16, reason: &str) {
+        if !self.fired.swap(true, Ordering::AcqRel) {
+            *self.reason.lock().expect("kill lock") = Some((code, reason.into()));
+            self.wake.notify_one();
+        }
+    }
+
+    /// Marks a socket whose task has ended: nothing is queued for it any more.
+    pub fn closed(&self) {
+        self.fired.store(true, Ordering::Release);
+        self.queue.lock().expect("queue lock").clear();
+    }
+
+    /// Why the socket must close, once [`fire`](Self::fire)d.
     pub fn reason(&self) -> Option<(u16, String)> {
-        self.reason.lock().expect("kill lock").clone()
+        self.reason.lock().expect("kill lock").as_ref().map(|(c, r)| (*c, r.to_string()))
     }
 
     pub fn fired(&self) -> bool {
         self.fired.load(Ordering::Acquire)
+    }
+
+    /// Everything queued so far, oldest first; the queue is left empty and unallocated.
+    pub fn take_queued(&self) -> VecDeque<Arc<Outgoing>> {
+        std::mem::take(&mut *self.queue.lock().expect("queue lock"))
+    }
+
+    /// Frames waiting (for tests and metrics).
+    pub fn queued(&self) -> usize {
+        self.queue.lock().expect("queue lock").len()
     }
 }
 
@@ -119,9 +151,62 @@ pub struct Member {
     pub bindings: Arc<Vec<Binding>>,
 }
 
+/// The members of one topic. Most topics (`user:<uuid>`, a conversation open on one device)
+/// have one member, kept inline instead of in a map of its own.
+enum Members {
+    One(Member),
+    Many(HashMap<ConnId, Member>),
+}
+
+impl Members {
+    fn iter(&self) -> impl Iterator<Item = &Member> {
+        let (one, many) = match self {
+            Members::One(m) => (Some(m), None),
+            Members::Many(map) => (None, Some(map.values())),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn insert(&mut self, member: Member) {
+        match self {
+            Members::One(m) if m.socket.id == member.socket.id => *m = member,
+            Members::One(m) => {
+                let mut map = HashMap::with_capacity(2);
+                map.insert(m.socket.id, m.clone());
+                map.insert(member.socket.id, member);
+                *self = Members::Many(map);
+            }
+            Members::Many(map) => {
+                map.insert(member.socket.id, member);
+            }
+        }
+    }
+
+    /// Removes `conn`; `true` when no member is left.
+    fn remove(&mut self, conn: ConnId) -> bool {
+        match self {
+            Members::One(m) => m.socket.id == conn,
+            Members::Many(map) => {
+                map.remove(&conn);
+                if map.len() == 1 {
+                    let (_, last) = map.drain().next().expect("one member left");
+                    *self = Members::One(last);
+                } else if map.capacity() > 64 && map.len() * 4 < map.capacity() {
+                    map.shrink_to_fit();
+                }
+                map_is_empty(self)
+            }
+        }
+    }
+}
+
+fn map_is_empty(m: &Members) -> bool {
+    matches!(m, Members::Many(map) if map.is_empty())
+}
+
 #[derive(Default)]
 pub struct Hub {
-    topics: RwLock<HashMap<String, HashMap<ConnId, Member>>>,
+    topics: RwLock<HashMap<Box<str>, Members>>,
     next_id: AtomicU64,
 }
 
@@ -135,14 +220,18 @@ impl Hub {
 
     pub fn join(&self, topic: &str, member: Member) {
         let mut topics = self.topics.write().expect("hub lock");
-        topics.entry(topic.to_owned()).or_default().insert(member.socket.id, member);
+        match topics.get_mut(topic) {
+            Some(members) => members.insert(member),
+            None => {
+                topics.insert(topic.into(), Members::One(member));
+            }
+        }
     }
 
     pub fn leave(&self, topic: &str, conn: ConnId) {
         let mut topics = self.topics.write().expect("hub lock");
         if let Some(members) = topics.get_mut(topic) {
-            members.remove(&conn);
-            if members.is_empty() {
+            if members.remove(conn) {
                 topics.remove(topic);
             }
         }
@@ -150,7 +239,7 @@ impl Hub {
 
     /// Members of `topic` (a snapshot).
     pub fn members(&self, topic: &str) -> Vec<Member> {
-        self.topics.read().expect("hub lock").get(topic).map(|m| m.values().cloned().collect()).unwrap_or_default()
+        self.topics.read().expect("hub lock").get(topic).map(|m| m.iter().cloned().collect()).unwrap_or_default()
     }
 
     /// Every member with `postgres_changes` bindings on `schema.table`.
@@ -158,9 +247,9 @@ impl Hub {
         let topics = self.topics.read().expect("hub lock");
         let mut out = Vec::new();
         for (topic, members) in topics.iter() {
-            for m in members.values() {
+            for m in members.iter() {
                 if m.bindings.iter().any(|b| b.covers_table(schema, table)) {
-                    out.push((topic.clone(), m.clone()));
+                    out.push((topic.to_string(), m.clone()));
                 }
             }
         }
@@ -168,18 +257,14 @@ impl Hub {
     }
 
     /// Puts `out` on the queue of every member of its topic (except `skip`); returns how many
-    /// sockets received it.
+    /// sockets received it. Queuing never waits (a full queue closes its socket), so it is
+    /// done under the read lock: no snapshot of the members is copied, however many there are.
     pub fn fan_out(&self, out: Arc<Outgoing>, skip: Option<ConnId>) -> usize {
-        let members = {
-            let topics = self.topics.read().expect("hub lock");
-            match topics.get(&out.topic) {
-                Some(m) => m.values().filter(|m| Some(m.socket.id) != skip).map(|m| m.socket.clone()).collect::<Vec<_>>(),
-                None => return 0,
-            }
-        };
+        let topics = self.topics.read().expect("hub lock");
+        let Some(members) = topics.get(out.topic.as_str()) else { return 0 };
         let mut sent = 0;
-        for socket in members {
-            if offer(&socket, out.clone()) {
+        for m in members.iter() {
+            if Some(m.socket.id) != skip && offer(&m.socket, out.clone()) {
                 sent += 1;
             }
         }
@@ -193,16 +278,116 @@ impl Hub {
 
 /// Queues `out` for one socket; a full queue closes the socket as a slow consumer.
 pub fn offer(socket: &SocketHandle, out: Arc<Outgoing>) -> bool {
-    if socket.kill.fired() {
+    if socket.fired() {
         return false;
     }
-    match socket.queue.try_send(out) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            metrics::counter!("careplane_realtime_slow_clients_dropped_total").increment(1);
-            socket.kill.fire(SLOW_CLIENT.0, SLOW_CLIENT.1);
-            false
+    let mut queue = socket.queue.lock().expect("queue lock");
+    if queue.len() >= socket.capacity {
+        drop(queue);
+        metrics::counter!("careplane_realtime_slow_clients_dropped_total").increment(1);
+        socket.fire(SLOW_CLIENT.0, SLOW_CLIENT.1);
+        return false;
+    }
+    let wake = queue.is_empty();
+    queue.push_back(out);
+    drop(queue);
+    // A non-empty queue has already been signalled (the permit is stored until the task takes it).
+    if wake {
+        socket.wake.notify_one();
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn member(socket: &Arc<SocketHandle>, vsn: Vsn) -> Member {
+        let user = AuthUser {
+            id: uuid::Uuid::nil(),
+            role: "authenticated".into(),
+            user_role: None,
+            user_roles: Vec::new(),
+            email: None,
+            claims: Arc::new(serde_json::Map::new()),
+        };
+        Member { socket: socket.clone(), vsn, echo_self: false, user: Arc::new(user), bindings: Arc::new(Vec::new()) }
+    }
+
+    fn wire_bytes(w: &Wire) -> *const u8 {
+        match w {
+            Wire::Text(t) => t.as_str().as_ptr(),
+            Wire::Binary(b) => b.as_ptr(),
         }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
+    }
+
+    #[test]
+    fn fan_out_queues_one_shared_frame_per_member_and_skips_the_sender() {
+        let hub = Hub::default();
+        let sockets: Vec<Arc<SocketHandle>> = (0..3).map(|_| Arc::new(SocketHandle::new(hub.next_conn_id(), 8))).collect();
+        for s in &sockets {
+            hub.join("dispatch", member(s, Vsn::V2));
+        }
+        hub.join("user:a", member(&sockets[0], Vsn::V2));
+        assert_eq!(hub.topic_count(), 2);
+        let out = Arc::new(Outgoing::broadcast("dispatch", "emergency:new", None, Body::Json(json!({"n": 1})), Some(7)));
+        assert_eq!(hub.fan_out(out, Some(sockets[2].id)), 2);
+        let (a, b, c) = (sockets[0].take_queued(), sockets[1].take_queued(), sockets[2].take_queued());
+        assert_eq!((a.len(), b.len(), c.len()), (1, 1, 0));
+        // Encoded once: both sockets send the very same bytes.
+        let (wa, wb) = (a[0].wire(Vsn::V2).unwrap(), b[0].wire(Vsn::V2).unwrap());
+        assert_eq!(wire_bytes(&wa), wire_bytes(&wb));
+        // Taking the queue leaves nothing allocated behind.
+        assert_eq!(sockets[0].queue.lock().unwrap().capacity(), 0);
+        assert_eq!(hub.fan_out(Arc::new(Outgoing::push("user:a", "presence_diff", json!({}))), None), 1);
+        assert_eq!(sockets[0].queued(), 1);
+    }
+
+    #[test]
+    fn members_shrink_back_to_one_and_empty_topics_go() {
+        let hub = Hub::default();
+        let (a, b) = (Arc::new(SocketHandle::new(1, 8)), Arc::new(SocketHandle::new(2, 8)));
+        hub.join("t", member(&a, Vsn::V1));
+        hub.join("t", member(&a, Vsn::V1)); // a second join replaces the first
+        assert_eq!(hub.members("t").len(), 1);
+        hub.join("t", member(&b, Vsn::V2));
+        assert_eq!(hub.members("t").len(), 2);
+        hub.leave("t", 1);
+        let left = hub.members("t");
+        assert_eq!((left.len(), left[0].socket.id), (1, 2));
+        hub.leave("t", 1); // not a member: nothing changes
+        assert_eq!(hub.members("t").len(), 1);
+        hub.leave("t", 2);
+        assert_eq!(hub.topic_count(), 0);
+    }
+
+    #[test]
+    fn a_full_queue_kills_the_socket_with_the_slow_consumer_reason() {
+        let hub = Hub::default();
+        let s = Arc::new(SocketHandle::new(1, 2));
+        hub.join("t", member(&s, Vsn::V2));
+        let push = || Arc::new(Outgoing::push("t", "x", json!({})));
+        assert_eq!(hub.fan_out(push(), None), 1);
+        assert_eq!(hub.fan_out(push(), None), 1);
+        assert!(!s.fired());
+        assert_eq!(hub.fan_out(push(), None), 0);
+        assert!(s.fired());
+        assert_eq!(s.reason(), Some((SLOW_CLIENT.0, SLOW_CLIENT.1.to_owned())));
+        // Nothing more is queued for a socket that must close, and the first reason stays.
+        assert_eq!(hub.fan_out(push(), None), 0);
+        s.fire(1001, "later");
+        assert_eq!(s.reason().unwrap().0, SLOW_CLIENT.0);
+        s.closed();
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[tokio::test]
+    async fn the_socket_task_is_woken_for_frames_queued_before_it_waits() {
+        let s = Arc::new(SocketHandle::new(1, 8));
+        assert!(offer(&s, Arc::new(Outgoing::push("t", "x", json!({})))));
+        // The wake-up was stored: waiting now returns at once.
+        tokio::time::timeout(std::time::Duration::from_secs(1), s.wake.notified()).await.expect("woken");
+        assert_eq!(s.take_queued().len(), 1);
     }
 }

@@ -15,8 +15,9 @@ pub mod protocol;
 pub mod socket;
 pub mod tailer;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
@@ -24,7 +25,6 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::config::RealtimeConfig;
@@ -35,19 +35,24 @@ pub struct Realtime {
     pub config: RealtimeConfig,
     pub hub: Arc<hub::Hub>,
     pub cluster: Option<Arc<cluster::Cluster>>,
-    shutdown: watch::Sender<bool>,
-    open: Arc<AtomicUsize>,
+    shutting_down: AtomicBool,
+    /// Every open socket, so that shutdown can close each with 1001 (through the socket's own
+    /// kill switch: a socket task waits on one `Notify` only).
+    open: Arc<Mutex<HashMap<hub::ConnId, Arc<hub::SocketHandle>>>>,
 }
 
 /// Counts an open socket while alive.
-pub struct OpenGuard(Arc<AtomicUsize>);
+pub struct OpenGuard(Arc<Mutex<HashMap<hub::ConnId, Arc<hub::SocketHandle>>>>, hub::ConnId);
 
 impl Drop for OpenGuard {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.0.lock().expect("open sockets lock").remove(&self.1);
         metrics::gauge!("careplane_realtime_connections").decrement(1.0);
     }
 }
+
+/// Close code and reason for every socket when the server stops.
+pub const SHUTTING_DOWN: (u16, &str) = (1001, "server shutting down");
 
 impl Realtime {
     pub fn new(config: RealtimeConfig, redis: Arc<crate::redis_conn::Redis>) -> Self {
@@ -56,20 +61,27 @@ impl Realtime {
             config,
             hub: Arc::new(hub::Hub::default()),
             cluster,
-            shutdown: watch::channel(false).0,
-            open: Arc::new(AtomicUsize::new(0)),
+            shutting_down: AtomicBool::new(false),
+            open: Arc::default(),
         }
     }
 
-    fn open(&self) -> OpenGuard {
-        self.open.fetch_add(1, Ordering::AcqRel);
+    /// Registers an open socket (until the guard drops). A socket registered after
+    /// [`shutdown`](Self::shutdown) began sees [`shutting_down`](Self::shutting_down).
+    fn open(&self, socket: &Arc<hub::SocketHandle>) -> OpenGuard {
+        self.open.lock().expect("open sockets lock").insert(socket.id, socket.clone());
         metrics::gauge!("careplane_realtime_connections").increment(1.0);
-        OpenGuard(self.open.clone())
+        OpenGuard(self.open.clone(), socket.id)
     }
 
     /// Sockets open now.
     pub fn open_sockets(&self) -> usize {
-        self.open.load(Ordering::Acquire)
+        self.open.lock().expect("open sockets lock").len()
+    }
+
+    /// The server is closing every socket and accepts no new one.
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Starts the tailer, the presence heartbeat, the Redis bus and the retention job.
@@ -88,7 +100,10 @@ impl Realtime {
     /// Closes every socket with 1001 and waits (up to `grace`) until they are closed; this
     /// instance's presence leaves with them.
     pub async fn shutdown(&self, grace: Duration) {
-        let _ = self.shutdown.send(true);
+        self.shutting_down.store(true, Ordering::SeqCst);
+        for socket in self.open.lock().expect("open sockets lock").values() {
+            socket.fire(SHUTTING_DOWN.0, SHUTTING_DOWN.1);
+        }
         let deadline = tokio::time::Instant::now() + grace;
         while self.open_sockets() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -121,6 +136,9 @@ pub struct SocketParams {
     vsn: Option<String>,
 }
 
+/// The initial (and usual) size of a socket's read buffer.
+pub const READ_BUFFER_BYTES: usize = 512;
+
 /// `GET /realtime/v1/websocket?apikey=…&vsn=2.0.0`
 pub async fn websocket(State(state): State<AppState>, Query(params): Query<SocketParams>, upgrade: WebSocketUpgrade) -> Response {
     let vsn = match protocol::Vsn::parse(params.vsn.as_deref()) {
@@ -128,14 +146,16 @@ pub async fn websocket(State(state): State<AppState>, Query(params): Query<Socke
         Err(e) => return AppError::status(StatusCode::BAD_REQUEST, "unsupported_vsn", e).into_response(),
     };
     let rt = state.realtime.clone();
-    if *rt.shutdown.borrow() {
+    if rt.shutting_down() {
         return AppError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; reconnect").into_response();
     }
     // tungstenite's default buffers are 128 KiB each per socket; most frames are small, and a
-    // buffer grows when a frame needs it (up to the frame limit), so start small: this is most
-    // of the memory a connection costs.
+    // buffer grows when a frame needs it (up to the frame limit), so start small. The read
+    // buffer is zero-filled to its full size on every read, so all of it is resident for the
+    // socket's life: 512 bytes holds a heartbeat, a join or a small broadcast in one read (a
+    // larger frame reserves its own length and is read in 512-byte steps).
     upgrade
-        .read_buffer_size(4 * 1024)
+        .read_buffer_size(READ_BUFFER_BYTES)
         .write_buffer_size(0)
         .max_write_buffer_size(4 * rt.config.max_frame_bytes)
         .max_frame_size(rt.config.max_frame_bytes)

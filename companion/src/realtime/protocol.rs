@@ -4,6 +4,7 @@
 //! (`lib/serializer.js`).
 
 use axum::body::Bytes;
+use axum::extract::ws::Utf8Bytes;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,10 +41,11 @@ pub enum Body {
     Raw(Bytes),
 }
 
-/// A frame ready for the socket.
+/// A frame ready for the socket. Both kinds are reference-counted bytes: a frame encoded once
+/// for a topic is cloned onto every joined socket without copying it.
 #[derive(Debug, Clone)]
 pub enum Wire {
-    Text(String),
+    Text(Utf8Bytes),
     Binary(Bytes),
 }
 
@@ -157,7 +159,7 @@ pub fn encode(vsn: Vsn, m: &Message) -> Wire {
                 .to_string()
         }
     };
-    Wire::Text(text)
+    Wire::Text(text.into())
 }
 
 /// A server broadcast to every client on `topic` (the client's full topic, `realtime:<name>`).

@@ -5,13 +5,13 @@
 //! state) always precedes the live events queued for it meanwhile; live copies of replayed
 //! events are dropped by id.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::changes::Binding;
 use super::hub::{Member, Outgoing, SocketHandle};
@@ -30,23 +30,42 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// channel per interval, however many signaling messages flow).
 const CONSULTATION_RECHECK: Duration = Duration::from_secs(2);
 
+/// One joined channel. Kept small: a socket holds one per topic for as long as it is open.
 struct Channel {
-    topic: String,
-    client_topic: String,
-    join_ref: Option<String>,
+    /// Internal topic (`user:<uuid>`); the client's is `realtime:` + this.
+    topic: Box<str>,
+    join_ref: Option<Box<str>>,
+    /// Shared with the socket's other channels joined with the same token.
     user: Arc<AuthUser>,
     exp: i64,
     ack: bool,
     echo_self: bool,
-    presence_key: String,
     tracked: bool,
     /// `presence_state` was sent (at join with presence enabled, or at the first track).
     presence_synced: bool,
+    /// `config.presence.key`, or a random key made at the first `track`.
+    presence_key: Option<Box<str>>,
     bindings: Arc<Vec<Binding>>,
-    /// Ids sent by replay, so their live copies are not sent twice.
-    replayed: HashSet<i64>,
+    /// Ids sent by replay, so their live copies are not sent twice (empty, unallocated, after).
+    replayed: Vec<i64>,
     /// When `access.may_join_topic` last said yes (join, refresh, re-check).
     checked_at: Instant,
+}
+
+impl Channel {
+    fn client_topic(&self) -> String {
+        format!("realtime:{}", self.topic)
+    }
+
+    /// `true` (once) when event `id` was already sent by this channel's replay.
+    fn take_replayed(&mut self, id: i64) -> bool {
+        let Some(i) = self.replayed.iter().position(|r| *r == id) else { return false };
+        self.replayed.swap_remove(i);
+        if self.replayed.is_empty() {
+            self.replayed = Vec::new();
+        }
+        true
+    }
 }
 
 struct Session {
@@ -55,8 +74,9 @@ struct Session {
     vsn: Vsn,
     handle: Arc<SocketHandle>,
     /// The `apikey` query parameter: the token when a join carries none.
-    apikey: Option<String>,
-    channels: HashMap<String, Channel>,
+    apikey: Option<Box<str>>,
+    /// Joined channels; a handful per socket, so a vector grown one at a time.
+    channels: Vec<Channel>,
     window: (Instant, u32),
 }
 
@@ -72,7 +92,7 @@ fn unix_now() -> i64 {
 
 fn to_ws(w: Wire) -> WsMessage {
     match w {
-        Wire::Text(t) => WsMessage::Text(Utf8Bytes::from(t)),
+        Wire::Text(t) => WsMessage::Text(t),
         Wire::Binary(b) => WsMessage::Binary(b),
     }
 }
@@ -82,78 +102,183 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
     let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(WsMessage::Close(Some(frame)))).await;
 }
 
-pub async fn serve(mut ws: WebSocket, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: Option<String>) {
-    let (tx, mut rx) = mpsc::channel::<Arc<Outgoing>>(rt.config.queue_capacity);
-    let handle = Arc::new(SocketHandle { id: rt.hub.next_conn_id(), queue: tx, kill: Default::default() });
-    let mut shutdown = rt.shutdown.subscribe();
-    let _open = rt.open();
-    let mut s = Session { state, rt: rt.clone(), vsn, handle: handle.clone(), apikey, channels: HashMap::new(), window: (Instant::now(), 0) };
-    let mut last_seen = Instant::now();
-    let end: Option<(u16, String)> = loop {
-        if *shutdown.borrow() {
-            break Some((1001, "server shutting down".into()));
-        }
-        let next_exp = s.channels.values().map(|c| c.exp).min();
-        let expiry = async {
-            match next_exp {
-                Some(exp) => {
-                    let wait = (exp + 1 - unix_now()).max(0) as u64;
-                    tokio::time::sleep(Duration::from_secs(wait)).await
-                }
-                None => std::future::pending().await,
-            }
+/// Why the socket loop stopped: `Some` closes the websocket with that code and reason.
+type End = Option<(u16, String)>;
+
+/// Runs one websocket until it closes.
+///
+/// The future of this function lives as long as the socket, so it is kept small: everything
+/// that waits on the database, Redis or a reply (joins, refreshes, broadcasts, presence,
+/// expiry, closing) runs in a boxed future allocated only while it runs. The hot path (a
+/// frame queued by the hub, a heartbeat) allocates nothing per socket: one timer serves both
+/// the idle timeout and token expiry, and one `Notify` both the queue and the kill switch.
+pub fn serve(mut ws: WebSocket, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: Option<String>) -> impl Future<Output = ()> + Send {
+    let handle = Arc::new(SocketHandle::new(rt.hub.next_conn_id(), rt.config.queue_capacity));
+    let mut s = Session {
+        state,
+        rt: rt.clone(),
+        vsn,
+        handle: handle.clone(),
+        apikey: apikey.map(String::into_boxed_str),
+        channels: Vec::new(),
+        window: (Instant::now(), 0),
+    };
+    // A plain function returning an `async move` block rather than an `async fn`: the block uses
+    // the websocket and the session where it captured them, where an `async fn` would also keep
+    // its (dead) arguments in the future for the socket's whole life (rust-lang/rust#62958).
+    async move {
+        let _open = rt.open(&handle);
+        let end = if rt.shutting_down() {
+            Some((super::SHUTTING_DOWN.0, super::SHUTTING_DOWN.1.to_owned()))
+        } else {
+            run(&mut ws, &mut s).await
         };
+        handle.closed();
+        if let Some((code, reason)) = end {
+            Box::pin(close(&mut ws, code, &reason)).await;
+        }
+        Box::pin(s.leave_all()).await;
+    }
+}
+
+async fn run(ws: &mut WebSocket, s: &mut Session) -> End {
+    let handle = s.handle.clone();
+    let mut last_seen = tokio::time::Instant::now();
+    let timer = tokio::time::sleep_until(s.next_deadline(last_seen));
+    tokio::pin!(timer);
+    loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => break Some((1001, "server shutting down".into())),
-            _ = handle.kill.notify.notified() => break handle.kill.reason(),
+            _ = handle.wake.notified() => {
+                if let Some(end) = s.drain(ws).await {
+                    return end;
+                }
+            }
             incoming = ws.recv() => {
-                last_seen = Instant::now();
-                match incoming {
-                    Some(Ok(WsMessage::Text(t))) => match protocol::decode_text(vsn, t.as_str()) {
-                        Ok(m) => { if s.handle_message(&mut ws, m, None).await.is_err() { break None; } }
-                        Err(e) => { break Some((1003, format!("unreadable frame: {e}"))); }
+                last_seen = tokio::time::Instant::now();
+                let (m, body) = match incoming {
+                    Some(Ok(WsMessage::Text(t))) => match protocol::decode_text(s.vsn, t.as_str()) {
+                        Ok(m) => (m, None),
+                        Err(e) => return Some((1003, format!("unreadable frame: {e}"))),
                     },
                     Some(Ok(WsMessage::Binary(b))) => match protocol::decode_binary(&b) {
-                        Ok(p) => {
-                            let m = Message { join_ref: p.join_ref, reference: p.reference, topic: p.topic, event: "broadcast".into(),
-                                              payload: json!({"type": "broadcast", "event": p.event}) };
-                            if s.handle_message(&mut ws, m, Some(p.body)).await.is_err() { break None; }
-                        }
-                        Err(e) => { break Some((1003, format!("unreadable frame: {e}"))); }
+                        Ok(p) => (
+                            Message { join_ref: p.join_ref, reference: p.reference, topic: p.topic, event: "broadcast".into(),
+                                      payload: json!({"type": "broadcast", "event": p.event}) },
+                            Some(p.body),
+                        ),
+                        Err(e) => return Some((1003, format!("unreadable frame: {e}"))),
                     },
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => break None,
-                    Some(Ok(_)) => {}
-                }
-            }
-            Some(out) = rx.recv() => {
-                if let Some(ch) = s.channels.get_mut(&out.topic) {
-                    if let Some(id) = out.event_id {
-                        if ch.replayed.remove(&id) { continue; }
-                    }
+                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
+                    Some(Ok(_)) => continue,
+                };
+                let is_heartbeat = m.topic == "phoenix" && m.event == "heartbeat";
+                let sent = if is_heartbeat {
+                    // The most frequent message: answered inline, without a boxed future.
+                    ws.send(to_ws(protocol::reply(s.vsn, &m, "ok", json!({})))).await.map_err(|_| ())
                 } else {
-                    continue; // left since it was queued
+                    Box::pin(s.handle_message(ws, m, body)).await
+                };
+                if sent.is_err() {
+                    return None;
                 }
-                let Some(wire) = out.wire(vsn) else { continue };
-                tokio::select! {
-                    biased;
-                    _ = handle.kill.notify.notified() => break handle.kill.reason(),
-                    sent = ws.send(to_ws(wire)) => if sent.is_err() { break None; },
+                if handle.fired() {
+                    return handle.reason();
+                }
+                // A join or refresh may have brought an earlier token expiry.
+                let deadline = s.next_deadline(last_seen);
+                if deadline < timer.deadline() {
+                    timer.as_mut().reset(deadline);
                 }
             }
-            _ = expiry => s.expire(&mut ws).await,
-            _ = tokio::time::sleep(IDLE_TIMEOUT.saturating_sub(last_seen.elapsed())) => {
-                break Some((1000, "no heartbeat".into()));
+            () = &mut timer => {
+                if last_seen.elapsed() >= IDLE_TIMEOUT {
+                    return Some((1000, "no heartbeat".into()));
+                }
+                if s.channels.iter().any(|c| c.exp < unix_now()) {
+                    Box::pin(s.expire(ws)).await;
+                }
+                timer.as_mut().reset(s.next_deadline(last_seen));
             }
         }
-    };
-    if let Some((code, reason)) = end {
-        close(&mut ws, code, &reason).await;
     }
-    s.leave_all().await;
 }
 
 impl Session {
+    /// The next time the socket loop must look at the clock: the idle timeout, or the first
+    /// channel whose token expires.
+    fn next_deadline(&self, last_seen: tokio::time::Instant) -> tokio::time::Instant {
+        let idle = last_seen + IDLE_TIMEOUT;
+        match self.channels.iter().map(|c| c.exp).min() {
+            Some(exp) => idle.min(tokio::time::Instant::now() + Duration::from_secs((exp + 1 - unix_now()).max(0) as u64)),
+            None => idle,
+        }
+    }
+
+    fn channel(&self, topic: &str) -> Option<&Channel> {
+        self.channels.iter().find(|c| &*c.topic == topic)
+    }
+
+    fn channel_mut(&mut self, topic: &str) -> Option<&mut Channel> {
+        self.channels.iter_mut().find(|c| &*c.topic == topic)
+    }
+
+    /// Writes everything queued for this socket until its queue is empty; `Some` when the
+    /// socket must end (killed, or the client went away).
+    async fn drain(&mut self, ws: &mut WebSocket) -> Option<End> {
+        loop {
+            if self.handle.fired() {
+                return Some(self.handle.reason());
+            }
+            let batch: VecDeque<Arc<Outgoing>> = self.handle.take_queued();
+            if batch.is_empty() {
+                return None;
+            }
+            for out in batch {
+                let Some(ch) = self.channel_mut(&out.topic) else { continue }; // left since it was queued
+                if let Some(id) = out.event_id {
+                    if !ch.replayed.is_empty() && ch.take_replayed(id) {
+                        continue;
+                    }
+                }
+                let Some(wire) = out.wire(self.vsn) else { continue };
+                drop(out);
+                let send = ws.send(to_ws(wire));
+                tokio::pin!(send);
+                loop {
+                    tokio::select! {
+                        biased;
+                        sent = &mut send => {
+                            if sent.is_err() {
+                                return Some(None);
+                            }
+                            break;
+                        }
+                        // A blocked write must not keep a killed socket open; other wake-ups
+                        // (more frames) are picked up by the next round of this loop.
+                        _ = self.handle.wake.notified() => {
+                            if self.handle.fired() {
+                                return Some(self.handle.reason());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The user for a channel: the same `Arc` as another channel of this socket verified from
+    /// an identical claim set (the usual case: every join carries the same token), so a socket
+    /// holds one copy of its user however many topics it joins.
+    fn shared_user(&self, user: AuthUser) -> Arc<AuthUser> {
+        self.channels
+            .iter()
+            .map(|c| &c.user)
+            .find(|u| u.id == user.id && (Arc::ptr_eq(&u.claims, &user.claims) || *u.claims == *user.claims))
+            .cloned()
+            .unwrap_or_else(|| Arc::new(user))
+    }
+
     async fn send(&self, ws: &mut WebSocket, w: Wire) -> Result<(), ()> {
         ws.send(to_ws(w)).await.map_err(|_| ())
     }
@@ -190,7 +315,7 @@ impl Session {
         };
         let exp = user.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
         match self.may_join(&user, topic).await {
-            Ok(true) => Ok((Arc::new(user), exp)),
+            Ok(true) => Ok((self.shared_user(user), exp)),
             Ok(false) => Err(format!("Unauthorized: you do not have permissions to read from this Channel topic: {topic}")),
             Err(()) => Err("Unable to join: the database is unavailable; retrying".into()),
         }
@@ -208,13 +333,13 @@ impl Session {
     /// [`CONSULTATION_RECHECK`]: may the channel's user still use it? `Err` when the database
     /// cannot say (the broadcast is refused, the channel kept).
     async fn still_allowed(&mut self, topic: &str) -> Result<bool, ()> {
-        let Some(ch) = self.channels.get(topic) else { return Ok(false) };
+        let Some(ch) = self.channel(topic) else { return Ok(false) };
         if !topic.starts_with("consultation:") || ch.checked_at.elapsed() < CONSULTATION_RECHECK {
             return Ok(true);
         }
         let user = ch.user.clone();
         let ok = self.may_join(&user, topic).await?;
-        if let (true, Some(ch)) = (ok, self.channels.get_mut(topic)) {
+        if let (true, Some(ch)) = (ok, self.channel_mut(topic)) {
             ch.checked_at = Instant::now();
         }
         Ok(ok)
@@ -227,7 +352,7 @@ impl Session {
             metrics::counter!("careplane_realtime_joins_total", "outcome" => "invalid").increment(1);
             return self.send(ws, refuse("topics are realtime:<name>".into())).await;
         };
-        if !self.channels.contains_key(&topic) && self.channels.len() >= self.rt.config.max_channels_per_socket {
+        if self.channel(&topic).is_none() && self.channels.len() >= self.rt.config.max_channels_per_socket {
             metrics::counter!("careplane_realtime_joins_total", "outcome" => "invalid").increment(1);
             return self.send(ws, refuse(format!("too many channels on one socket (at most {})", self.rt.config.max_channels_per_socket))).await;
         }
@@ -256,21 +381,19 @@ impl Session {
         let bindings = Arc::new(bindings);
         let echo_self = config["broadcast"]["self"].as_bool().unwrap_or(false);
         self.rt.hub.join(&topic, Member { socket: self.handle.clone(), vsn, echo_self, user: user.clone(), bindings: bindings.clone() });
-        let presence_key = config["presence"]["key"].as_str().filter(|k| !k.is_empty()).map(str::to_owned)
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+        let presence_key = config["presence"]["key"].as_str().filter(|k| !k.is_empty()).map(Box::from);
         let mut channel = Channel {
-            topic: topic.clone(),
-            client_topic: m.topic.clone(),
-            join_ref: m.join_ref.clone().or(m.reference.clone()),
+            topic: topic.as_str().into(),
+            join_ref: m.join_ref.as_deref().or(m.reference.as_deref()).map(Box::from),
             user,
             exp,
             ack: config["broadcast"]["ack"].as_bool().unwrap_or(false),
             echo_self,
-            presence_key,
             tracked: false,
             presence_synced: false,
+            presence_key,
             bindings: bindings.clone(),
-            replayed: HashSet::new(),
+            replayed: Vec::new(),
             checked_at: Instant::now(),
         };
         metrics::counter!("careplane_realtime_joins_total", "outcome" => "ok").increment(1);
@@ -282,7 +405,7 @@ impl Session {
             match self.replay(&topic, replay).await {
                 Ok(events) => {
                     for e in events {
-                        channel.replayed.insert(e.id);
+                        channel.replayed.push(e.id);
                         if let Some(w) = event_outgoing(&e, true).wire(vsn) {
                             self.send(ws, w).await?;
                         }
@@ -297,7 +420,10 @@ impl Session {
             }
         }
         let presence = config["presence"]["enabled"].as_bool() == Some(true);
-        self.channels.insert(topic.clone(), channel);
+        channel.replayed.shrink_to_fit();
+        // One slot at a time: a socket on two topics holds two channels, not a doubled vector.
+        self.channels.reserve_exact(1);
+        self.channels.push(channel);
         if presence {
             self.presence_state(ws, &topic).await?;
         }
@@ -307,12 +433,12 @@ impl Session {
     /// Sends `presence_state` (everyone tracked on the topic by a live instance) once per join:
     /// the client applies `presence_diff`s only after it.
     async fn presence_state(&mut self, ws: &mut WebSocket, topic: &str) -> Result<(), ()> {
-        let Some(ch) = self.channels.get_mut(topic) else { return Ok(()) };
+        let Some(ch) = self.channel_mut(topic) else { return Ok(()) };
         if ch.presence_synced {
             return Ok(());
         }
         ch.presence_synced = true;
-        let client_topic = ch.client_topic.clone();
+        let client_topic = ch.client_topic();
         let state = match &self.rt.cluster {
             Some(c) => c.state(topic).await.unwrap_or_else(|_| json!({})),
             None => json!({}),
@@ -343,7 +469,8 @@ impl Session {
     }
 
     async fn leave(&mut self, topic: &str) {
-        if let Some(ch) = self.channels.remove(topic) {
+        if let Some(i) = self.channels.iter().position(|c| &*c.topic == topic) {
+            let ch = self.channels.swap_remove(i);
             self.rt.hub.leave(&ch.topic, self.handle.id);
             if ch.tracked {
                 if let Some(c) = &self.rt.cluster {
@@ -354,7 +481,7 @@ impl Session {
     }
 
     async fn leave_all(&mut self) {
-        let topics: Vec<String> = self.channels.keys().cloned().collect();
+        let topics: Vec<String> = self.channels.iter().map(|c| c.topic.to_string()).collect();
         for t in topics {
             self.leave(&t).await;
         }
@@ -362,8 +489,8 @@ impl Session {
 
     /// Ends a channel: a `system` message saying why, then `phx_close` (the client does not rejoin).
     async fn end_channel(&mut self, ws: &mut WebSocket, topic: &str, message: &str) -> Result<(), ()> {
-        let Some(ch) = self.channels.get(topic) else { return Ok(()) };
-        let (client_topic, join_ref) = (ch.client_topic.clone(), ch.join_ref.clone());
+        let Some(ch) = self.channel(topic) else { return Ok(()) };
+        let (client_topic, join_ref) = (ch.client_topic(), ch.join_ref.clone());
         self.leave(topic).await;
         let vsn = self.vsn;
         let msg = json!({"extension": "system", "status": "error", "message": message, "channel": topic});
@@ -373,7 +500,7 @@ impl Session {
 
     async fn expire(&mut self, ws: &mut WebSocket) {
         let now = unix_now();
-        let expired: Vec<String> = self.channels.values().filter(|c| c.exp < now).map(|c| c.topic.clone()).collect();
+        let expired: Vec<String> = self.channels.iter().filter(|c| c.exp < now).map(|c| c.topic.to_string()).collect();
         for topic in expired {
             metrics::counter!("careplane_realtime_channels_expired_total").increment(1);
             let _ = self.end_channel(ws, &topic, "Token has expired; refresh the session and subscribe again").await;
@@ -383,14 +510,14 @@ impl Session {
     /// `access_token`: a new token for a joined channel; the topic is checked again as its user.
     async fn refresh(&mut self, ws: &mut WebSocket, m: Message) -> Result<(), ()> {
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else { return Ok(()) };
-        if !self.channels.contains_key(&topic) {
+        if self.channel(&topic).is_none() {
             return Ok(());
         }
         let token = m.payload.get("access_token").and_then(Value::as_str);
         match self.authorize(token, &topic).await {
             Ok((user, exp)) => {
                 let vsn = self.vsn;
-                let ch = self.channels.get_mut(&topic).expect("checked above");
+                let ch = self.channels.iter_mut().find(|c| *c.topic == *topic).expect("checked above");
                 ch.user = user.clone();
                 ch.exp = exp;
                 ch.checked_at = Instant::now();
@@ -413,7 +540,7 @@ impl Session {
     async fn client_broadcast(&mut self, ws: &mut WebSocket, m: Message, body: Option<Body>) -> Result<(), ()> {
         let vsn = self.vsn;
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else { return Ok(()) };
-        if !self.channels.contains_key(&topic) {
+        if self.channel(&topic).is_none() {
             return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "join the channel before broadcasting"}))).await;
         }
         match self.still_allowed(&topic).await {
@@ -430,7 +557,7 @@ impl Session {
                 return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": reason}))).await;
             }
         }
-        let ch = &self.channels[&topic];
+        let ch = self.channel(&topic).expect("checked above");
         let ack = ch.ack && m.reference.is_some();
         let echo_self = ch.echo_self;
         let event = m.payload["event"].as_str().unwrap_or_default().to_owned();
@@ -473,7 +600,7 @@ impl Session {
     async fn presence(&mut self, ws: &mut WebSocket, m: Message) -> Result<(), ()> {
         let vsn = self.vsn;
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else { return Ok(()) };
-        let Some(ch) = self.channels.get_mut(&topic) else {
+        let Some(ch) = self.channels.iter_mut().find(|c| *c.topic == *topic) else {
             return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "join the channel before tracking presence"}))).await;
         };
         let Some(cluster) = self.rt.cluster.clone() else {
@@ -486,7 +613,8 @@ impl Session {
                     return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence payload too large"}))).await;
                 }
                 ch.tracked = true;
-                cluster.track(&topic, self.handle.id, &ch.presence_key, meta).await
+                let key = ch.presence_key.get_or_insert_with(|| uuid::Uuid::new_v4().to_string().into()).clone();
+                cluster.track(&topic, self.handle.id, &key, meta).await
             }
             Some("untrack") => {
                 ch.tracked = false;
@@ -509,6 +637,49 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// The size of the future an `async fn` of these arguments returns, without calling it.
+    fn future_size<F, Fut>(_: F) -> usize
+    where
+        F: FnOnce(WebSocket, AppState, Arc<Realtime>, Vsn, Option<String>) -> Fut,
+    {
+        std::mem::size_of::<Fut>()
+    }
+
+    /// The socket's own future lives as long as the socket: what it holds is memory per
+    /// connection. Joins, replays and the like are boxed while they run, so it stays small
+    /// (1.3 KiB in a debug build, where futures are largest).
+    #[test]
+    fn the_per_socket_future_stays_small() {
+        let size = future_size(serve);
+        eprintln!(
+            "serve future: {size} bytes (websocket {}, session {}, run {}, drain {}, sleep {})",
+            std::mem::size_of::<WebSocket>(),
+            std::mem::size_of::<Session>(),
+            {
+                fn run_size<'a, F, Fut>(_: F) -> usize
+                where
+                    F: FnOnce(&'a mut WebSocket, &'a mut Session) -> Fut,
+                {
+                    std::mem::size_of::<Fut>()
+                }
+                run_size(run)
+            },
+            {
+                fn drain_size<'a, F, Fut>(_: F) -> usize
+                where
+                    F: FnOnce(&'a mut Session, &'a mut WebSocket) -> Fut,
+                {
+                    std::mem::size_of::<Fut>()
+                }
+                drain_size(Session::drain)
+            },
+            std::mem::size_of::<tokio::time::Sleep>(),
+        );
+        assert!(size <= 1536, "the per-socket future is {size} bytes");
+    }
+
     #[test]
     fn clients_cannot_use_server_event_names() {
         assert!(super::is_server_event_name("emergency:new"));
