@@ -343,14 +343,14 @@ LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'may_contact_patient_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."news2"(
-	"vitals" jsonb /* JsonArg */
-) RETURNS jsonb /* Jsonb */
+	"vitals" jsonb /* JsonbDatum */
+) RETURNS jsonb /* JsonbDatumResult */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
 AS 'careplane-0.2.0', 'news2_wrapper';
 
 CREATE OR REPLACE FUNCTION careplane."news2_total"(
-	"vitals" jsonb /* JsonArg */
+	"vitals" jsonb /* JsonbDatum */
 ) RETURNS INT /* Option < i32 > */
 IMMUTABLE STRICT PARALLEL SAFE
 LANGUAGE c /* Rust */
