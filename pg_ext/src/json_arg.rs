@@ -10,9 +10,22 @@
 use careplane_rules::json::{invalid, InputError};
 use pgrx::callconv::{Arg, ArgAbi};
 use pgrx::pg_sys;
-use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable};
 use pgrx::FromDatum;
 use serde_json::Value;
+
+/// The argument ABI of a type read with `FromDatum`, for functions declared `strict` (Postgres
+/// never calls them with a null).
+macro_rules! strict_arg {
+    ($t:ident) => {
+        unsafe impl<'fcx> ArgAbi<'fcx> for $t {
+            unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
+                let index = arg.index();
+                unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
+            }
+        }
+    };
+}
+
 
 /// A decoded `jsonb` argument, or why it could not be decoded.
 #[derive(Debug)]
@@ -45,21 +58,9 @@ impl FromDatum for JsonArg {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for JsonArg {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        // Functions taking a JsonArg are `strict`: Postgres never calls them with a null.
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
-    }
-}
+strict_arg!(JsonArg);
 
-unsafe impl SqlTranslatable for JsonArg {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonArg);
-    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
-        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
+crate::jsonb::sql_jsonb!(JsonArg);
 
 /// A `jsonb` argument kept in its binary form, for the functions that read it directly
 /// ([`crate::binary`]) and fall back to [`JsonbDatum::value`] (the general reader, the same as
@@ -112,18 +113,6 @@ impl FromDatum for JsonbDatum {
     }
 }
 
-unsafe impl<'fcx> ArgAbi<'fcx> for JsonbDatum {
-    unsafe fn unbox_arg_unchecked(arg: Arg<'_, 'fcx>) -> Self {
-        let index = arg.index();
-        // Functions taking a JsonbDatum are `strict`: Postgres never calls them with a null.
-        unsafe { arg.unbox_arg_using_from_datum().unwrap_or_else(|| panic!("argument {index} must not be null")) }
-    }
-}
+strict_arg!(JsonbDatum);
 
-unsafe impl SqlTranslatable for JsonbDatum {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbDatum);
-    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
-        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
+crate::jsonb::sql_jsonb!(JsonbDatum);

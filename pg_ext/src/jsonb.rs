@@ -12,7 +12,6 @@
 use careplane_rules::json::{MAX_BYTES, MAX_DEPTH};
 use pgrx::callconv::{BoxRet, FcInfo};
 use pgrx::datum::Datum;
-use pgrx::pgrx_sql_entity_graph::metadata::{ArgumentError, ReturnsError, ReturnsRef, SqlMappingRef, SqlTranslatable};
 use pgrx::{direct_function_call, direct_function_call_as_datum, pg_sys, IntoDatum};
 use serde_json::{Map, Number, Value};
 use std::ffi::CString;
@@ -20,6 +19,30 @@ use std::ffi::CString;
 use pg_sys::JsonbIteratorToken::{
     WJB_BEGIN_ARRAY, WJB_BEGIN_OBJECT, WJB_DONE, WJB_ELEM, WJB_END_ARRAY, WJB_END_OBJECT, WJB_KEY, WJB_VALUE,
 };
+
+/// Declares that a careplane type is `jsonb` in SQL, as an argument and as a result (the
+/// argument and result types of this module and of `json_arg`).
+macro_rules! sql_jsonb {
+    ($t:ident) => {
+        unsafe impl pgrx::pgrx_sql_entity_graph::metadata::SqlTranslatable for $t {
+            const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!($t);
+            const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
+                pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
+            const ARGUMENT_SQL: Result<
+                pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef,
+                pgrx::pgrx_sql_entity_graph::metadata::ArgumentError,
+            > = Ok(pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"));
+            const RETURN_SQL: Result<
+                pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef,
+                pgrx::pgrx_sql_entity_graph::metadata::ReturnsError,
+            > = Ok(pgrx::pgrx_sql_entity_graph::metadata::ReturnsRef::One(
+                pgrx::pgrx_sql_entity_graph::metadata::SqlMappingRef::literal("jsonb"),
+            ));
+        }
+    };
+}
+pub(crate) use sql_jsonb;
+
 
 /// Reads a detoasted `jsonb` into a `Value`: the reason when it is larger than [`MAX_BYTES`],
 /// nested deeper than [`MAX_DEPTH`], or holds a number `serde_json` cannot represent.
@@ -250,13 +273,7 @@ unsafe impl BoxRet for Jsonb {
     }
 }
 
-unsafe impl SqlTranslatable for Jsonb {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(Jsonb);
-    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
-        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
+sql_jsonb!(Jsonb);
 
 /// A `jsonb` result already encoded (by [`crate::binary::encode`]).
 pub struct JsonbDatumResult(pub pg_sys::Datum);
@@ -277,10 +294,4 @@ unsafe impl BoxRet for JsonbDatumResult {
     }
 }
 
-unsafe impl SqlTranslatable for JsonbDatumResult {
-    const TYPE_IDENT: &'static str = pgrx::pgrx_resolved_type!(JsonbDatumResult);
-    const TYPE_ORIGIN: pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin =
-        pgrx::pgrx_sql_entity_graph::metadata::TypeOrigin::External;
-    const ARGUMENT_SQL: Result<SqlMappingRef, ArgumentError> = Ok(SqlMappingRef::literal("jsonb"));
-    const RETURN_SQL: Result<ReturnsRef, ReturnsError> = Ok(ReturnsRef::One(SqlMappingRef::literal("jsonb")));
-}
+sql_jsonb!(JsonbDatumResult);
