@@ -17,13 +17,13 @@ $$;
 
 -- The caller's part in the consultation of appointment `a`: 'patient', 'clinician' (the
 -- practitioner, holding their role now), or null for anyone else — admins included: they read
--- consultations, they do not take part in calls.
+-- consultations, they do not take part in calls. It is private.appointment_actor's answer,
+-- named for the call, without the admin.
 create function private.consultation_party(a public.appointments) returns text
 language sql stable security definer set search_path = '' as $$
-  select case
-    when a.id is null then null
-    when access.is_practitioner(a.practitioner_id) then 'clinician'
-    when a.patient_id = auth.uid() then 'patient'
+  select case private.appointment_actor(a)
+    when 'practitioner' then 'clinician'
+    when 'patient' then 'patient'
   end
 $$;
 
