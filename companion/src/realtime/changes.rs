@@ -210,8 +210,8 @@ pub async fn deliver(hub: &Hub, db: &PgPool, change: &Change) -> Result<usize, s
             "postgres_changes",
             json!({"ids": ids, "data": data}),
         );
-        let out = Arc::new(Outgoing { event_id: None, topic, frame: hub::Frame::Encoded(wire) });
-        if hub::offer(&member.socket, out) {
+        let out = Arc::new(Outgoing::encoded(topic, &wire));
+        if hub::offer(&member.socket, out, member.vsn) {
             sent += 1;
         }
     }

@@ -1,9 +1,11 @@
 //! Who on this instance is joined to what, and the bounded queue of every socket.
 //!
 //! The tailer, the Redis bus and client broadcasts hand the hub one [`Outgoing`] per event; the
-//! hub encodes it at most once per protocol version and puts the same `Arc` on each joined
-//! socket's queue. A queue that is full means the client is not keeping up: the socket is told
-//! to close (with a reason; it can rejoin with replay), never blocked on and never grown.
+//! hub encodes it (into a whole websocket frame) at most once per protocol version. A socket
+//! whose task is parked gets the frame written to it at once, from the fan-out loop (see
+//! [`super::ws`]); any other gets the same `Arc` on its queue, for its task to write in order.
+//! A queue that is full means the client is not keeping up: the socket is told to close (with
+//! a reason; it can rejoin with replay), never blocked on and never grown.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -14,6 +16,8 @@ use tokio::sync::Notify;
 
 use super::changes::Binding;
 use super::protocol::{self, Body, Vsn, Wire};
+use super::ws::{self, Direct, Writer};
+use axum::body::Bytes;
 use crate::auth::AuthUser;
 
 pub type ConnId = u64;
@@ -31,12 +35,12 @@ pub struct Outgoing {
 
 #[derive(Debug)]
 pub enum Frame {
-    /// A broadcast, encoded lazily per protocol version.
-    Broadcast { event: String, meta: Option<Value>, body: Body, v1: OnceLock<Option<Wire>>, v2: OnceLock<Option<Wire>> },
+    /// A broadcast, encoded lazily per protocol version (the whole websocket frame).
+    Broadcast { event: String, meta: Option<Value>, body: Body, v1: OnceLock<Option<Bytes>>, v2: OnceLock<Option<Bytes>> },
     /// A frame already encoded for one socket.
-    Encoded(Wire),
+    Encoded(Bytes),
     /// A fan-out push (presence_diff …), encoded lazily.
-    Push { event: String, payload: Value, v1: OnceLock<Wire>, v2: OnceLock<Wire> },
+    Push { event: String, payload: Value, v1: OnceLock<Bytes>, v2: OnceLock<Bytes> },
 }
 
 impl Outgoing {
@@ -56,25 +60,31 @@ impl Outgoing {
         }
     }
 
-    /// The frame for a client speaking `vsn`; `None` when it cannot be carried (a raw binary
-    /// broadcast to a 1.0.0 client).
-    pub fn wire(&self, vsn: Vsn) -> Option<Wire> {
+    /// A frame for one socket.
+    pub fn encoded(topic: String, wire: &Wire) -> Self {
+        Outgoing { event_id: None, topic, frame: Frame::Encoded(ws::frame(wire)) }
+    }
+
+    /// The websocket frame for a client speaking `vsn` (the same bytes for every such client);
+    /// `None` when it cannot be carried (a raw binary broadcast to a 1.0.0 client).
+    pub fn frame(&self, vsn: Vsn) -> Option<Bytes> {
         let client_topic = || format!("realtime:{}", self.topic);
         match &self.frame {
-            Frame::Encoded(w) => Some(w.clone()),
+            Frame::Encoded(f) => Some(f.clone()),
             Frame::Broadcast { event, meta, body, v1, v2 } => {
                 let cell = if vsn == Vsn::V1 { v1 } else { v2 };
-                cell.get_or_init(|| protocol::encode_broadcast(vsn, &client_topic(), event, meta.as_ref(), body)).clone()
+                cell.get_or_init(|| protocol::encode_broadcast(vsn, &client_topic(), event, meta.as_ref(), body).as_ref().map(ws::frame))
+                    .clone()
             }
             Frame::Push { event, payload, v1, v2 } => {
                 let cell = if vsn == Vsn::V1 { v1 } else { v2 };
-                Some(cell.get_or_init(|| protocol::push(vsn, None, &client_topic(), event, payload.clone())).clone())
+                Some(cell.get_or_init(|| ws::frame(&protocol::push(vsn, None, &client_topic(), event, payload.clone()))).clone())
             }
         }
     }
 }
 
-/// The handle the hub keeps for one socket: its bounded queue and its kill switch.
+/// The handle the hub keeps for one socket: its writer, its bounded queue and its kill switch.
 ///
 /// The queue is a plain `VecDeque` behind a mutex, empty (and unallocated) whenever the socket
 /// has caught up: the socket task takes the whole queue at once, so an idle socket costs no
@@ -87,8 +97,10 @@ pub struct SocketHandle {
     /// Set once the socket must close (slow consumer, shutdown) or has closed.
     fired: AtomicBool,
     reason: Mutex<Option<(u16, Box<str>)>>,
-    /// Wakes the socket task: frames were queued, or it must close.
+    /// Wakes the socket task: frames were queued or left half written, or it must close.
     pub wake: Notify,
+    /// The socket's write side, shared by its task and the fan-out.
+    pub writer: Writer,
 }
 
 impl SocketHandle {
@@ -101,7 +113,22 @@ impl SocketHandle {
             fired: AtomicBool::new(false),
             reason: Mutex::new(None),
             wake: Notify::new(),
+            writer: Writer::default(),
         }
+    }
+
+    /// The task is about to wait: with `direct`, the hub may write to the socket itself until
+    /// the task runs again. `false` (and nothing changes) while frames are queued or bytes are
+    /// unwritten: the task writes those first, so frames stay in order.
+    pub fn park(&self, direct: bool) -> bool {
+        let queue = self.queue.lock().expect("queue lock");
+        if !queue.is_empty() || self.writer.has_pending() {
+            return false;
+        }
+        if direct {
+            self.writer.park();
+        }
+        true
     }
 
     /// Tells the socket to close with `code` and `reason` (the first call wins).
@@ -264,7 +291,7 @@ impl Hub {
         let Some(members) = topics.get(out.topic.as_str()) else { return 0 };
         let mut sent = 0;
         for m in members.iter() {
-            if Some(m.socket.id) != skip && offer(&m.socket, out.clone()) {
+            if Some(m.socket.id) != skip && offer(&m.socket, out.clone(), m.vsn) {
                 sent += 1;
             }
         }
@@ -276,12 +303,32 @@ impl Hub {
     }
 }
 
-/// Queues `out` for one socket; a full queue closes the socket as a slow consumer.
-pub fn offer(socket: &SocketHandle, out: Arc<Outgoing>) -> bool {
+/// Sends `out` to one socket speaking `vsn`: written at once when its task is parked (see
+/// [`SocketHandle::park`]), else queued for the task; a full queue closes the socket as a slow
+/// consumer.
+pub fn offer(socket: &SocketHandle, out: Arc<Outgoing>, vsn: Vsn) -> bool {
     if socket.fired() {
         return false;
     }
+    // Under the queue lock, so a frame written now cannot pass one queued before it.
     let mut queue = socket.queue.lock().expect("queue lock");
+    if queue.is_empty() {
+        let Some(frame) = out.frame(vsn) else { return false };
+        match socket.writer.try_direct(&frame) {
+            Some(Direct::Written) => return true,
+            Some(Direct::Kept) => {
+                drop(queue);
+                socket.wake.notify_one();
+                return true;
+            }
+            Some(Direct::Failed) => {
+                drop(queue);
+                socket.wake.notify_one();
+                return false;
+            }
+            None => {}
+        }
+    }
     if queue.len() >= socket.capacity {
         drop(queue);
         metrics::counter!("careplane_realtime_slow_clients_dropped_total").increment(1);
@@ -315,12 +362,6 @@ mod tests {
         Member { socket: socket.clone(), vsn, echo_self: false, user: Arc::new(user), bindings: Arc::new(Vec::new()) }
     }
 
-    fn wire_bytes(w: &Wire) -> *const u8 {
-        match w {
-            Wire::Text(t) => t.as_str().as_ptr(),
-            Wire::Binary(b) => b.as_ptr(),
-        }
-    }
 
     #[test]
     fn fan_out_queues_one_shared_frame_per_member_and_skips_the_sender() {
@@ -336,8 +377,8 @@ mod tests {
         let (a, b, c) = (sockets[0].take_queued(), sockets[1].take_queued(), sockets[2].take_queued());
         assert_eq!((a.len(), b.len(), c.len()), (1, 1, 0));
         // Encoded once: both sockets send the very same bytes.
-        let (wa, wb) = (a[0].wire(Vsn::V2).unwrap(), b[0].wire(Vsn::V2).unwrap());
-        assert_eq!(wire_bytes(&wa), wire_bytes(&wb));
+        let (wa, wb) = (a[0].frame(Vsn::V2).unwrap(), b[0].frame(Vsn::V2).unwrap());
+        assert_eq!(wa.as_ptr(), wb.as_ptr());
         // Taking the queue leaves nothing allocated behind.
         assert_eq!(sockets[0].queue.lock().unwrap().capacity(), 0);
         assert_eq!(hub.fan_out(Arc::new(Outgoing::push("user:a", "presence_diff", json!({}))), None), 1);
@@ -385,7 +426,7 @@ mod tests {
     #[tokio::test]
     async fn the_socket_task_is_woken_for_frames_queued_before_it_waits() {
         let s = Arc::new(SocketHandle::new(1, 8));
-        assert!(offer(&s, Arc::new(Outgoing::push("t", "x", json!({})))));
+        assert!(offer(&s, Arc::new(Outgoing::push("t", "x", json!({}))), Vsn::V2));
         // The wake-up was stored: waiting now returns at once.
         tokio::time::timeout(std::time::Duration::from_secs(1), s.wake.notified()).await.expect("woken");
         assert_eq!(s.take_queued().len(), 1);

@@ -4,7 +4,8 @@
 //! - [`tailer`] reads `private.realtime_events` / `private.realtime_changes` in commit-safe
 //!   order (transaction-id watermarks) and hands events to the [`hub`];
 //! - [`socket`] runs one websocket (joins authorised in the database as the user, replay,
-//!   presence, client broadcasts, token expiry);
+//!   presence, client broadcasts, token expiry) over [`ws`], the websocket transport that lets
+//!   the hub write a frame to a parked socket without waking its task;
 //! - [`cluster`] shares presence and client broadcasts between instances through Redis;
 //! - [`changes`] serves `postgres_changes` with the subscriber's row-level security.
 
@@ -14,13 +15,13 @@ pub mod hub;
 pub mod protocol;
 pub mod socket;
 pub mod tailer;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -136,11 +137,8 @@ pub struct SocketParams {
     vsn: Option<String>,
 }
 
-/// The initial (and usual) size of a socket's read buffer.
-pub const READ_BUFFER_BYTES: usize = 512;
-
 /// `GET /realtime/v1/websocket?apikey=…&vsn=2.0.0`
-pub async fn websocket(State(state): State<AppState>, Query(params): Query<SocketParams>, upgrade: WebSocketUpgrade) -> Response {
+pub async fn websocket(State(state): State<AppState>, Query(params): Query<SocketParams>, upgrade: ws::Upgrade) -> Response {
     let vsn = match protocol::Vsn::parse(params.vsn.as_deref()) {
         Ok(v) => v,
         Err(e) => return AppError::status(StatusCode::BAD_REQUEST, "unsupported_vsn", e).into_response(),
@@ -149,16 +147,5 @@ pub async fn websocket(State(state): State<AppState>, Query(params): Query<Socke
     if rt.shutting_down() {
         return AppError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; reconnect").into_response();
     }
-    // tungstenite's default buffers are 128 KiB each per socket; most frames are small, and a
-    // buffer grows when a frame needs it (up to the frame limit), so start small. The read
-    // buffer is zero-filled to its full size on every read, so all of it is resident for the
-    // socket's life: 512 bytes holds a heartbeat, a join or a small broadcast in one read (a
-    // larger frame reserves its own length and is read in 512-byte steps).
-    upgrade
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .write_buffer_size(0)
-        .max_write_buffer_size(4 * rt.config.max_frame_bytes)
-        .max_frame_size(rt.config.max_frame_bytes)
-        .max_message_size(rt.config.max_frame_bytes)
-        .on_upgrade(move |ws| socket::serve(ws, state, rt, vsn, params.apikey))
+    upgrade.on_upgrade(move |io| socket::serve(io, state, rt, vsn, params.apikey))
 }

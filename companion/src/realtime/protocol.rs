@@ -4,7 +4,7 @@
 //! (`lib/serializer.js`).
 
 use axum::body::Bytes;
-use axum::extract::ws::Utf8Bytes;
+use tungstenite::Utf8Bytes;
 use serde_json::{json, Value};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,13 +10,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::extract::ws::{CloseFrame, Message as WsMessage, Utf8Bytes, WebSocket};
+use axum::body::Bytes;
 use serde_json::{json, Value};
 
 use super::changes::Binding;
 use super::hub::{Member, Outgoing, SocketHandle};
 use super::protocol::{self, Body, Message, Vsn, Wire};
 use super::tailer::{event_outgoing, Event};
+use super::ws::{self, Incoming};
 use super::Realtime;
 use crate::auth::{AuthUser, Principal};
 use crate::db::user::{begin_as_user, Access};
@@ -46,8 +47,11 @@ struct Channel {
     /// `config.presence.key`, or a random key made at the first `track`.
     presence_key: Option<Box<str>>,
     bindings: Arc<Vec<Binding>>,
-    /// Ids sent by replay, so their live copies are not sent twice (empty, unallocated, after).
+    /// Ids sent by replay, so their live copies are not sent twice (empty, unallocated, after,
+    /// and forgotten [`REPLAY_DEDUPE`] after the replay). While any are kept, the socket's frames
+    /// go through its task.
     replayed: Vec<i64>,
+    replayed_at: Instant,
     /// When `access.may_join_topic` last said yes (join, refresh, re-check).
     checked_at: Instant,
 }
@@ -90,30 +94,25 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-fn to_ws(w: Wire) -> WsMessage {
-    match w {
-        Wire::Text(t) => WsMessage::Text(t),
-        Wire::Binary(b) => WsMessage::Binary(b),
-    }
-}
-
-async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
-    let frame = CloseFrame { code, reason: Utf8Bytes::from(reason) };
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(WsMessage::Close(Some(frame)))).await;
-}
-
 /// Why the socket loop stopped: `Some` closes the websocket with that code and reason.
 type End = Option<(u16, String)>;
+
+/// How long a replayed event's id is kept to drop its live copy: far longer than the tailer
+/// takes to deliver what committed before the replay's read.
+const REPLAY_DEDUPE: Duration = Duration::from_secs(30);
 
 /// Runs one websocket until it closes.
 ///
 /// The future of this function lives as long as the socket, so it is kept small: everything
 /// that waits on the database, Redis or a reply (joins, refreshes, broadcasts, presence,
-/// expiry, closing) runs in a boxed future allocated only while it runs. The hot path (a
-/// frame queued by the hub, a heartbeat) allocates nothing per socket: one timer serves both
-/// the idle timeout and token expiry, and one `Notify` both the queue and the kill switch.
-pub fn serve(mut ws: WebSocket, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: Option<String>) -> impl Future<Output = ()> + Send {
+/// expiry, closing) runs in a boxed future allocated only while it runs. The hot path
+/// allocates nothing per socket: while the task is parked the hub writes live frames to the
+/// socket itself (see [`super::ws`]); one timer serves the idle timeout, token expiry and the
+/// replay window, and one `Notify` both the queue and the kill switch.
+pub fn serve(io: ws::Io, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: Option<String>) -> impl Future<Output = ()> + Send {
     let handle = Arc::new(SocketHandle::new(rt.hub.next_conn_id(), rt.config.queue_capacity));
+    let (mut reader, write_half) = ws::split(io, rt.config.max_frame_bytes);
+    handle.writer.attach(write_half);
     let mut s = Session {
         state,
         rt: rt.clone(),
@@ -124,44 +123,58 @@ pub fn serve(mut ws: WebSocket, state: AppState, rt: Arc<Realtime>, vsn: Vsn, ap
         window: (Instant::now(), 0),
     };
     // A plain function returning an `async move` block rather than an `async fn`: the block uses
-    // the websocket and the session where it captured them, where an `async fn` would also keep
+    // the reader and the session where it captured them, where an `async fn` would also keep
     // its (dead) arguments in the future for the socket's whole life (rust-lang/rust#62958).
     async move {
         let _open = rt.open(&handle);
         let end = if rt.shutting_down() {
             Some((super::SHUTTING_DOWN.0, super::SHUTTING_DOWN.1.to_owned()))
         } else {
-            run(&mut ws, &mut s).await
+            run(&mut reader, &mut s).await
         };
         handle.closed();
         if let Some((code, reason)) = end {
-            Box::pin(close(&mut ws, code, &reason)).await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), handle.writer.send(ws::close_frame(code, &reason))).await;
         }
+        handle.writer.detach();
+        drop(reader);
         Box::pin(s.leave_all()).await;
     }
 }
 
-async fn run(ws: &mut WebSocket, s: &mut Session) -> End {
+async fn run(reader: &mut ws::Reader, s: &mut Session) -> End {
     let handle = s.handle.clone();
     let mut last_seen = tokio::time::Instant::now();
     let timer = tokio::time::sleep_until(s.next_deadline(last_seen));
     tokio::pin!(timer);
     loop {
+        // Parked, the hub writes live frames straight to the socket, except while a channel's
+        // replayed ids are still wanted (their live copies must be dropped here).
+        let direct = s.channels.iter().all(|c| c.replayed.is_empty());
+        if !handle.park(direct) {
+            // Frames were queued, or bytes left unwritten, while the task ran.
+            if let Some(end) = s.drain().await {
+                return end;
+            }
+            continue;
+        }
         tokio::select! {
             biased;
             _ = handle.wake.notified() => {
-                if let Some(end) = s.drain(ws).await {
+                handle.writer.busy();
+                if let Some(end) = s.drain().await {
                     return end;
                 }
             }
-            incoming = ws.recv() => {
+            incoming = reader.next() => {
+                handle.writer.busy();
                 last_seen = tokio::time::Instant::now();
                 let (m, body) = match incoming {
-                    Some(Ok(WsMessage::Text(t))) => match protocol::decode_text(s.vsn, t.as_str()) {
+                    Ok(Incoming::Text(t)) => match protocol::decode_text(s.vsn, &t) {
                         Ok(m) => (m, None),
                         Err(e) => return Some((1003, format!("unreadable frame: {e}"))),
                     },
-                    Some(Ok(WsMessage::Binary(b))) => match protocol::decode_binary(&b) {
+                    Ok(Incoming::Binary(b)) => match protocol::decode_binary(&b) {
                         Ok(p) => (
                             Message { join_ref: p.join_ref, reference: p.reference, topic: p.topic, event: "broadcast".into(),
                                       payload: json!({"type": "broadcast", "event": p.event}) },
@@ -169,15 +182,22 @@ async fn run(ws: &mut WebSocket, s: &mut Session) -> End {
                         ),
                         Err(e) => return Some((1003, format!("unreadable frame: {e}"))),
                     },
-                    Some(Ok(WsMessage::Close(_))) | None | Some(Err(_)) => return None,
-                    Some(Ok(_)) => continue,
+                    Ok(Incoming::Ping(data)) => {
+                        if handle.writer.send(ws::encode(ws::PONG, &data)).await.is_err() {
+                            return None;
+                        }
+                        continue;
+                    }
+                    // The client's close is answered with its code (RFC 6455 §5.5.1).
+                    Ok(Incoming::Close(code)) => return Some((code.unwrap_or(1000), String::new())),
+                    Err(ws::ReadError(end)) => return end,
                 };
                 let is_heartbeat = m.topic == "phoenix" && m.event == "heartbeat";
                 let sent = if is_heartbeat {
                     // The most frequent message: answered inline, without a boxed future.
-                    ws.send(to_ws(protocol::reply(s.vsn, &m, "ok", json!({})))).await.map_err(|_| ())
+                    s.send(protocol::reply(s.vsn, &m, "ok", json!({}))).await
                 } else {
-                    Box::pin(s.handle_message(ws, m, body)).await
+                    Box::pin(s.handle_message(m, body)).await
                 };
                 if sent.is_err() {
                     return None;
@@ -185,18 +205,24 @@ async fn run(ws: &mut WebSocket, s: &mut Session) -> End {
                 if handle.fired() {
                     return handle.reason();
                 }
-                // A join or refresh may have brought an earlier token expiry.
+                // A join or refresh may have brought an earlier deadline.
                 let deadline = s.next_deadline(last_seen);
                 if deadline < timer.deadline() {
                     timer.as_mut().reset(deadline);
                 }
             }
             () = &mut timer => {
+                handle.writer.busy();
                 if last_seen.elapsed() >= IDLE_TIMEOUT {
                     return Some((1000, "no heartbeat".into()));
                 }
+                for ch in &mut s.channels {
+                    if !ch.replayed.is_empty() && ch.replayed_at.elapsed() >= REPLAY_DEDUPE {
+                        ch.replayed = Vec::new();
+                    }
+                }
                 if s.channels.iter().any(|c| c.exp < unix_now()) {
-                    Box::pin(s.expire(ws)).await;
+                    Box::pin(s.expire()).await;
                 }
                 timer.as_mut().reset(s.next_deadline(last_seen));
             }
@@ -205,14 +231,17 @@ async fn run(ws: &mut WebSocket, s: &mut Session) -> End {
 }
 
 impl Session {
-    /// The next time the socket loop must look at the clock: the idle timeout, or the first
-    /// channel whose token expires.
+    /// The next time the socket loop must look at the clock: the idle timeout, the first
+    /// channel whose token expires, or the end of a replay's window.
     fn next_deadline(&self, last_seen: tokio::time::Instant) -> tokio::time::Instant {
-        let idle = last_seen + IDLE_TIMEOUT;
-        match self.channels.iter().map(|c| c.exp).min() {
-            Some(exp) => idle.min(tokio::time::Instant::now() + Duration::from_secs((exp + 1 - unix_now()).max(0) as u64)),
-            None => idle,
+        let mut at = last_seen + IDLE_TIMEOUT;
+        if let Some(exp) = self.channels.iter().map(|c| c.exp).min() {
+            at = at.min(tokio::time::Instant::now() + Duration::from_secs((exp + 1 - unix_now()).max(0) as u64));
         }
+        for c in self.channels.iter().filter(|c| !c.replayed.is_empty()) {
+            at = at.min(tokio::time::Instant::from_std(c.replayed_at + REPLAY_DEDUPE));
+        }
+        at
     }
 
     fn channel(&self, topic: &str) -> Option<&Channel> {
@@ -223,9 +252,14 @@ impl Session {
         self.channels.iter_mut().find(|c| &*c.topic == topic)
     }
 
-    /// Writes everything queued for this socket until its queue is empty; `Some` when the
-    /// socket must end (killed, or the client went away).
-    async fn drain(&mut self, ws: &mut WebSocket) -> Option<End> {
+    /// Writes what is left unwritten, then everything queued for this socket, until its queue
+    /// is empty; `Some` when the socket must end (killed, or the client went away).
+    async fn drain(&mut self) -> Option<End> {
+        if self.handle.writer.has_pending() {
+            if let Some(end) = self.write(None).await {
+                return Some(end);
+            }
+        }
         loop {
             if self.handle.fired() {
                 return Some(self.handle.reason());
@@ -241,31 +275,40 @@ impl Session {
                         continue;
                     }
                 }
-                let Some(wire) = out.wire(self.vsn) else { continue };
+                let Some(frame) = out.frame(self.vsn) else { continue };
                 drop(out);
-                let send = ws.send(to_ws(wire));
-                tokio::pin!(send);
-                loop {
-                    tokio::select! {
-                        biased;
-                        sent = &mut send => {
-                            if sent.is_err() {
-                                return Some(None);
-                            }
-                            break;
-                        }
-                        // A blocked write must not keep a killed socket open; other wake-ups
-                        // (more frames) are picked up by the next round of this loop.
-                        _ = self.handle.wake.notified() => {
-                            if self.handle.fired() {
-                                return Some(self.handle.reason());
-                            }
-                        }
+                if let Some(end) = self.write(Some(frame)).await {
+                    return Some(end);
+                }
+            }
+        }
+    }
+
+    /// Writes `frame` (or only what is pending) and waits until the kernel has it; `Some` when
+    /// the socket must end. A blocked write does not keep a killed socket open.
+    async fn write(&self, frame: Option<Bytes>) -> Option<End> {
+        let writer = &self.handle.writer;
+        let send = async {
+            match frame {
+                Some(f) => writer.send(f).await,
+                None => writer.flush().await,
+            }
+        };
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                biased;
+                sent = &mut send => return sent.is_err().then_some(None),
+                // Other wake-ups (more frames) are picked up by the caller's next round.
+                _ = self.handle.wake.notified() => {
+                    if self.handle.fired() {
+                        return Some(self.handle.reason());
                     }
                 }
             }
         }
     }
+
 
     /// The user for a channel: the same `Arc` as another channel of this socket verified from
     /// an identical claim set (the usual case: every join carries the same token), so a socket
@@ -279,25 +322,25 @@ impl Session {
             .unwrap_or_else(|| Arc::new(user))
     }
 
-    async fn send(&self, ws: &mut WebSocket, w: Wire) -> Result<(), ()> {
-        ws.send(to_ws(w)).await.map_err(|_| ())
+    async fn send(&self, w: Wire) -> Result<(), ()> {
+        self.handle.writer.send(ws::frame(&w)).await.map_err(|_| ())
     }
 
-    async fn handle_message(&mut self, ws: &mut WebSocket, m: Message, body: Option<Body>) -> Result<(), ()> {
+    async fn handle_message(&mut self, m: Message, body: Option<Body>) -> Result<(), ()> {
         let vsn = self.vsn;
         match (m.topic.as_str(), m.event.as_str()) {
-            ("phoenix", "heartbeat") => self.send(ws, protocol::reply(vsn, &m, "ok", json!({}))).await,
-            (_, "phx_join") => self.join(ws, m).await,
+            ("phoenix", "heartbeat") => self.send(protocol::reply(vsn, &m, "ok", json!({}))).await,
+            (_, "phx_join") => self.join(m).await,
             (_, "phx_leave") => {
                 if let Some(topic) = m.topic.strip_prefix("realtime:") {
                     self.leave(topic).await;
                 }
-                self.send(ws, protocol::reply(vsn, &m, "ok", json!({}))).await
+                self.send(protocol::reply(vsn, &m, "ok", json!({}))).await
             }
-            (_, "access_token") => self.refresh(ws, m).await,
-            (_, "broadcast") => self.client_broadcast(ws, m, body).await,
-            (_, "presence") => self.presence(ws, m).await,
-            _ => self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": format!("unknown event {:?}", m.event)}))).await,
+            (_, "access_token") => self.refresh(m).await,
+            (_, "broadcast") => self.client_broadcast(m, body).await,
+            (_, "presence") => self.presence(m).await,
+            _ => self.send(protocol::reply(vsn, &m, "error", json!({"reason": format!("unknown event {:?}", m.event)}))).await,
         }
     }
 
@@ -345,16 +388,16 @@ impl Session {
         Ok(ok)
     }
 
-    async fn join(&mut self, ws: &mut WebSocket, m: Message) -> Result<(), ()> {
+    async fn join(&mut self, m: Message) -> Result<(), ()> {
         let vsn = self.vsn;
         let refuse = |reason: String| protocol::reply(vsn, &m, "error", json!({"reason": reason}));
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else {
             metrics::counter!("careplane_realtime_joins_total", "outcome" => "invalid").increment(1);
-            return self.send(ws, refuse("topics are realtime:<name>".into())).await;
+            return self.send(refuse("topics are realtime:<name>".into())).await;
         };
         if self.channel(&topic).is_none() && self.channels.len() >= self.rt.config.max_channels_per_socket {
             metrics::counter!("careplane_realtime_joins_total", "outcome" => "invalid").increment(1);
-            return self.send(ws, refuse(format!("too many channels on one socket (at most {})", self.rt.config.max_channels_per_socket))).await;
+            return self.send(refuse(format!("too many channels on one socket (at most {})", self.rt.config.max_channels_per_socket))).await;
         }
         let config = &m.payload["config"];
         let bindings: Result<Vec<Binding>, String> = match &config["postgres_changes"] {
@@ -366,14 +409,14 @@ impl Session {
             Ok(b) => b,
             Err(e) => {
                 metrics::counter!("careplane_realtime_joins_total", "outcome" => "invalid").increment(1);
-                return self.send(ws, refuse(e)).await;
+                return self.send(refuse(e)).await;
             }
         };
         let (user, exp) = match self.authorize(self.token_for(&m.payload), &topic).await {
             Ok(u) => u,
             Err(reason) => {
                 metrics::counter!("careplane_realtime_joins_total", "outcome" => "refused").increment(1);
-                return self.send(ws, refuse(reason)).await;
+                return self.send(refuse(reason)).await;
             }
         };
         // A second join of the same topic replaces the first.
@@ -394,20 +437,22 @@ impl Session {
             presence_key,
             bindings: bindings.clone(),
             replayed: Vec::new(),
+            replayed_at: Instant::now(),
             checked_at: Instant::now(),
         };
         metrics::counter!("careplane_realtime_joins_total", "outcome" => "ok").increment(1);
         let reply: Vec<Value> = bindings.iter().map(Binding::reply).collect();
-        self.send(ws, protocol::reply(vsn, &m, "ok", json!({"postgres_changes": reply}))).await?;
+        self.send(protocol::reply(vsn, &m, "ok", json!({"postgres_changes": reply}))).await?;
 
         let replay = &config["broadcast"]["replay"];
         if config["private"].as_bool() == Some(true) && replay.is_object() {
             match self.replay(&topic, replay).await {
                 Ok(events) => {
+                    channel.replayed_at = Instant::now();
                     for e in events {
                         channel.replayed.push(e.id);
-                        if let Some(w) = event_outgoing(&e, true).wire(vsn) {
-                            self.send(ws, w).await?;
+                        if let Some(frame) = event_outgoing(&e, true).frame(vsn) {
+                            self.handle.writer.send(frame).await.map_err(|_| ())?;
                         }
                     }
                 }
@@ -415,7 +460,7 @@ impl Session {
                     tracing::warn!(error = %e, "realtime: replay failed");
                     let msg = json!({"extension": "system", "status": "error", "channel": topic,
                                      "message": "replay is unavailable right now; rejoin to try again"});
-                    self.send(ws, protocol::push(vsn, None, &m.topic, "system", msg)).await?;
+                    self.send(protocol::push(vsn, None, &m.topic, "system", msg)).await?;
                 }
             }
         }
@@ -425,14 +470,14 @@ impl Session {
         self.channels.reserve_exact(1);
         self.channels.push(channel);
         if presence {
-            self.presence_state(ws, &topic).await?;
+            self.presence_state(&topic).await?;
         }
         Ok(())
     }
 
     /// Sends `presence_state` (everyone tracked on the topic by a live instance) once per join:
     /// the client applies `presence_diff`s only after it.
-    async fn presence_state(&mut self, ws: &mut WebSocket, topic: &str) -> Result<(), ()> {
+    async fn presence_state(&mut self, topic: &str) -> Result<(), ()> {
         let Some(ch) = self.channel_mut(topic) else { return Ok(()) };
         if ch.presence_synced {
             return Ok(());
@@ -443,7 +488,7 @@ impl Session {
             Some(c) => c.state(topic).await.unwrap_or_else(|_| json!({})),
             None => json!({}),
         };
-        self.send(ws, protocol::push(self.vsn, None, &client_topic, "presence_state", state)).await
+        self.send(protocol::push(self.vsn, None, &client_topic, "presence_state", state)).await
     }
 
     /// Events on `topic` committed since `since` (unix ms, less the configured slack), within
@@ -488,27 +533,27 @@ impl Session {
     }
 
     /// Ends a channel: a `system` message saying why, then `phx_close` (the client does not rejoin).
-    async fn end_channel(&mut self, ws: &mut WebSocket, topic: &str, message: &str) -> Result<(), ()> {
+    async fn end_channel(&mut self, topic: &str, message: &str) -> Result<(), ()> {
         let Some(ch) = self.channel(topic) else { return Ok(()) };
         let (client_topic, join_ref) = (ch.client_topic(), ch.join_ref.clone());
         self.leave(topic).await;
         let vsn = self.vsn;
         let msg = json!({"extension": "system", "status": "error", "message": message, "channel": topic});
-        self.send(ws, protocol::push(vsn, None, &client_topic, "system", msg)).await?;
-        self.send(ws, protocol::push(vsn, join_ref.as_deref(), &client_topic, "phx_close", json!({}))).await
+        self.send(protocol::push(vsn, None, &client_topic, "system", msg)).await?;
+        self.send(protocol::push(vsn, join_ref.as_deref(), &client_topic, "phx_close", json!({}))).await
     }
 
-    async fn expire(&mut self, ws: &mut WebSocket) {
+    async fn expire(&mut self) {
         let now = unix_now();
         let expired: Vec<String> = self.channels.iter().filter(|c| c.exp < now).map(|c| c.topic.to_string()).collect();
         for topic in expired {
             metrics::counter!("careplane_realtime_channels_expired_total").increment(1);
-            let _ = self.end_channel(ws, &topic, "Token has expired; refresh the session and subscribe again").await;
+            let _ = self.end_channel(&topic, "Token has expired; refresh the session and subscribe again").await;
         }
     }
 
     /// `access_token`: a new token for a joined channel; the topic is checked again as its user.
-    async fn refresh(&mut self, ws: &mut WebSocket, m: Message) -> Result<(), ()> {
+    async fn refresh(&mut self, m: Message) -> Result<(), ()> {
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else { return Ok(()) };
         if self.channel(&topic).is_none() {
             return Ok(());
@@ -524,7 +569,7 @@ impl Session {
                 self.rt.hub.join(&topic, Member { socket: self.handle.clone(), vsn, echo_self: ch.echo_self, user, bindings: ch.bindings.clone() });
                 Ok(())
             }
-            Err(reason) => self.end_channel(ws, &topic, &reason).await,
+            Err(reason) => self.end_channel(&topic, &reason).await,
         }
     }
 
@@ -537,24 +582,24 @@ impl Session {
         self.window.1 <= self.rt.config.broadcast_per_second
     }
 
-    async fn client_broadcast(&mut self, ws: &mut WebSocket, m: Message, body: Option<Body>) -> Result<(), ()> {
+    async fn client_broadcast(&mut self, m: Message, body: Option<Body>) -> Result<(), ()> {
         let vsn = self.vsn;
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else { return Ok(()) };
         if self.channel(&topic).is_none() {
-            return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "join the channel before broadcasting"}))).await;
+            return self.send(protocol::reply(vsn, &m, "error", json!({"reason": "join the channel before broadcasting"}))).await;
         }
         match self.still_allowed(&topic).await {
             Ok(true) => {}
             Ok(false) => {
                 metrics::counter!("careplane_realtime_broadcasts_refused_total").increment(1);
                 let reason = format!("Unauthorized: you may no longer send on this Channel topic: {topic} (the call is not open)");
-                self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": reason.clone()}))).await?;
-                return self.end_channel(ws, &topic, &reason).await;
+                self.send(protocol::reply(vsn, &m, "error", json!({"reason": reason.clone()}))).await?;
+                return self.end_channel(&topic, &reason).await;
             }
             Err(()) => {
                 metrics::counter!("careplane_realtime_broadcasts_refused_total").increment(1);
                 let reason = "the database is unavailable; the broadcast was not sent";
-                return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": reason}))).await;
+                return self.send(protocol::reply(vsn, &m, "error", json!({"reason": reason}))).await;
             }
         }
         let ch = self.channel(&topic).expect("checked above");
@@ -581,7 +626,7 @@ impl Session {
         };
         if let Some(reason) = refusal {
             metrics::counter!("careplane_realtime_broadcasts_refused_total").increment(1);
-            return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": reason}))).await;
+            return self.send(protocol::reply(vsn, &m, "error", json!({"reason": reason}))).await;
         }
         let skip = (!echo_self).then_some(self.handle.id);
         let sent = self.rt.hub.fan_out(Arc::new(Outgoing::broadcast(&topic, &event, None, body.clone(), None)), skip);
@@ -592,25 +637,25 @@ impl Session {
             }
         }
         if ack {
-            self.send(ws, protocol::reply(vsn, &m, "ok", json!({}))).await?;
+            self.send(protocol::reply(vsn, &m, "ok", json!({}))).await?;
         }
         Ok(())
     }
 
-    async fn presence(&mut self, ws: &mut WebSocket, m: Message) -> Result<(), ()> {
+    async fn presence(&mut self, m: Message) -> Result<(), ()> {
         let vsn = self.vsn;
         let Some(topic) = m.topic.strip_prefix("realtime:").map(str::to_owned) else { return Ok(()) };
         let Some(ch) = self.channels.iter_mut().find(|c| *c.topic == *topic) else {
-            return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "join the channel before tracking presence"}))).await;
+            return self.send(protocol::reply(vsn, &m, "error", json!({"reason": "join the channel before tracking presence"}))).await;
         };
         let Some(cluster) = self.rt.cluster.clone() else {
-            return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence is not configured"}))).await;
+            return self.send(protocol::reply(vsn, &m, "error", json!({"reason": "presence is not configured"}))).await;
         };
         let result = match m.payload["event"].as_str() {
             Some("track") => {
                 let meta = m.payload.get("payload").cloned().unwrap_or(json!({}));
                 if meta.to_string().len() > self.rt.config.broadcast_max_bytes {
-                    return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence payload too large"}))).await;
+                    return self.send(protocol::reply(vsn, &m, "error", json!({"reason": "presence payload too large"}))).await;
                 }
                 ch.tracked = true;
                 let key = ch.presence_key.get_or_insert_with(|| uuid::Uuid::new_v4().to_string().into()).clone();
@@ -620,16 +665,16 @@ impl Session {
                 ch.tracked = false;
                 cluster.untrack(&topic, self.handle.id).await
             }
-            _ => return self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence events are track and untrack"}))).await,
+            _ => return self.send(protocol::reply(vsn, &m, "error", json!({"reason": "presence events are track and untrack"}))).await,
         };
         match result {
             Ok(()) => {
-                self.send(ws, protocol::reply(vsn, &m, "ok", json!({}))).await?;
-                self.presence_state(ws, &topic).await
+                self.send(protocol::reply(vsn, &m, "ok", json!({}))).await?;
+                self.presence_state(&topic).await
             }
             Err(e) => {
                 tracing::warn!(error = %e, "realtime: presence unavailable");
-                self.send(ws, protocol::reply(vsn, &m, "error", json!({"reason": "presence is unavailable right now"}))).await
+                self.send(protocol::reply(vsn, &m, "error", json!({"reason": "presence is unavailable right now"}))).await
             }
         }
     }
@@ -639,28 +684,27 @@ impl Session {
 mod tests {
     use super::*;
 
-    /// The size of the future an `async fn` of these arguments returns, without calling it.
+    /// The size of the future `serve` returns, without calling it.
     fn future_size<F, Fut>(_: F) -> usize
     where
-        F: FnOnce(WebSocket, AppState, Arc<Realtime>, Vsn, Option<String>) -> Fut,
+        F: FnOnce(ws::Io, AppState, Arc<Realtime>, Vsn, Option<String>) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }
 
     /// The socket's own future lives as long as the socket: what it holds is memory per
-    /// connection. Joins, replays and the like are boxed while they run, so it stays small
-    /// (1.3 KiB in a debug build, where futures are largest).
+    /// connection. Joins, replays and the like are boxed while they run, so it stays small.
     #[test]
     fn the_per_socket_future_stays_small() {
         let size = future_size(serve);
         eprintln!(
-            "serve future: {size} bytes (websocket {}, session {}, run {}, drain {}, sleep {})",
-            std::mem::size_of::<WebSocket>(),
+            "serve future: {size} bytes (reader {}, session {}, run {}, drain {}, sleep {})",
+            std::mem::size_of::<ws::Reader>(),
             std::mem::size_of::<Session>(),
             {
                 fn run_size<'a, F, Fut>(_: F) -> usize
                 where
-                    F: FnOnce(&'a mut WebSocket, &'a mut Session) -> Fut,
+                    F: FnOnce(&'a mut ws::Reader, &'a mut Session) -> Fut,
                 {
                     std::mem::size_of::<Fut>()
                 }
@@ -669,7 +713,7 @@ mod tests {
             {
                 fn drain_size<'a, F, Fut>(_: F) -> usize
                 where
-                    F: FnOnce(&'a mut Session, &'a mut WebSocket) -> Fut,
+                    F: FnOnce(&'a mut Session) -> Fut,
                 {
                     std::mem::size_of::<Fut>()
                 }
@@ -677,7 +721,7 @@ mod tests {
             },
             std::mem::size_of::<tokio::time::Sleep>(),
         );
-        assert!(size <= 1536, "the per-socket future is {size} bytes");
+        assert!(size <= 1024, "the per-socket future is {size} bytes");
     }
 
     #[test]

@@ -58,7 +58,7 @@ pub struct LogRow<T> {
 /// returns the statement's own snapshot (`pg_current_snapshot()` is the snapshot the statement
 /// reads with) beside the rows of the transactions the previous read could not see (`$1` xip /
 /// `$2` xmax), or beside nulls when there are none; `$3` / `$4` / `$5` resume a batch, ordered
-/// by xid, id, limited to `$6`. Rows are `snapshot, xid, id, …`.
+/// by xid, id, limited to `$6`; `$7` is the lowest of `$1` and `$2` ([`Cursor::floor`]). Rows are `snapshot, xid, id, …`.
 async fn read<T>(
     db: &PgPool,
     cursor: &Cursor,
@@ -76,6 +76,7 @@ async fn read<T>(
         .bind(&after_xid)
         .bind(after_id)
         .bind(BATCH)
+        .bind(cursor.floor().to_string())
         .fetch_all(db)
         .await?;
     let now: String = match rows.first() {
@@ -98,6 +99,16 @@ async fn read<T>(
     Ok((out, next))
 }
 
+impl Cursor {
+    /// The lowest transaction id the next read can return: every unseen transaction is in
+    /// `xip` or at or above `xmax`. Given to the read as a plain range (`xid >= floor`), which
+    /// the xid index serves in a generic plan too; the `any(xip) or >= xmax` test alone is an
+    /// `OR` that a prepared statement's generic plan answers by scanning the whole log.
+    fn floor(&self) -> u64 {
+        self.xip.iter().chain(std::iter::once(&self.xmax)).filter_map(|x| x.parse::<u64>().ok()).min().unwrap_or(0)
+    }
+}
+
 /// The cursor after a read that took everything `snapshot` (`xmin:xmax:xip,…`) saw.
 fn seen_by(snapshot: &str) -> Result<Cursor, sqlx::Error> {
     let bad = || sqlx::Error::Protocol(format!("unexpected pg_snapshot {snapshot:?}"));
@@ -108,7 +119,7 @@ fn seen_by(snapshot: &str) -> Result<Cursor, sqlx::Error> {
     Ok(Cursor { xmax: xmax.to_owned(), xip, resume: None })
 }
 
-const WHERE_UNSEEN: &str = "(x.xid = any($1::text[]::xid8[]) or x.xid >= $2::text::xid8)
+const WHERE_UNSEEN: &str = "x.xid >= $7::text::xid8 and (x.xid = any($1::text[]::xid8[]) or x.xid >= $2::text::xid8)
    and ($3::text is null or (pg_visible_in_snapshot(x.xid, $3::text::pg_snapshot)
                              and (x.xid, x.id) > ($4::text::xid8, $5::bigint)))";
 
