@@ -105,6 +105,34 @@ impl AuthError {
     }
 }
 
+/// A verified claim set, kept as the JSON text `request.jwt.claims` is given: one allocation
+/// however many claims (a parsed map costs a node and a string per claim, and a realtime
+/// socket keeps its user's claims for as long as it is open). Read a claim with
+/// [`get`](Self::get), which parses again: rare (token introspection, a realtime join).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claims(Arc<str>);
+
+impl Claims {
+    pub fn new(map: &Map<String, Value>) -> Self {
+        Claims(serde_json::to_string(map).expect("a JSON map serializes").into())
+    }
+
+    /// The claim set as JSON text.
+    pub fn json(&self) -> &str {
+        &self.0
+    }
+
+    /// One claim.
+    pub fn get(&self, key: &str) -> Option<Value> {
+        serde_json::from_str::<Map<String, Value>>(&self.0).ok()?.remove(key)
+    }
+
+    /// The same allocation as `other` (a cheap first test before comparing the text).
+    pub fn ptr_eq(&self, other: &Claims) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// A signed-in user, from a verified access token.
 #[derive(Debug, Clone)]
 pub struct AuthUser {
@@ -119,13 +147,13 @@ pub struct AuthUser {
     pub user_roles: Vec<String>,
     pub email: Option<String>,
     /// The whole verified claim set, as `request.jwt.claims` gets it.
-    pub claims: Arc<Map<String, Value>>,
+    pub claims: Claims,
 }
 
 /// A caller holding the project's `service_role` key.
 #[derive(Debug, Clone)]
 pub struct ServiceCaller {
-    pub claims: Arc<Map<String, Value>>,
+    pub claims: Claims,
 }
 
 #[derive(Debug, Clone)]
@@ -337,7 +365,7 @@ impl Verifier {
             if !issuer_ok {
                 return Err(AuthError::new(Reason::WrongIssuer, message_for(Reason::WrongIssuer)));
             }
-            return Ok(Principal::Service(ServiceCaller { claims: Arc::new(claims) }));
+            return Ok(Principal::Service(ServiceCaller { claims: Claims::new(&claims) }));
         }
         let audience_ok = match claims.get("aud") {
             Some(Value::String(aud)) => aud == "authenticated",
@@ -375,7 +403,7 @@ impl Verifier {
             Some(_) => return Err(AuthError::new(Reason::InvalidClaims, "user_roles is not a list of strings")),
         };
         let email = claims.get("email").and_then(Value::as_str).filter(|e| !e.is_empty()).map(str::to_owned);
-        Ok(Principal::User(AuthUser { id, role, user_role, user_roles, email, claims: Arc::new(claims) }))
+        Ok(Principal::User(AuthUser { id, role, user_role, user_roles, email, claims: Claims::new(&claims) }))
     }
 }
 

@@ -28,8 +28,7 @@ pub async fn begin_as_user(pool: &PgPool, user: &AuthUser, access: Access) -> Re
     if access == Access::ReadOnly {
         sqlx::query("set transaction read only").execute(&mut *tx).await.map_err(db_error)?;
     }
-    let claims = serde_json::Value::Object((*user.claims).clone()).to_string();
-    act_as(&mut tx, &user.role, &claims).await.map_err(db_error)?;
+    act_as(&mut tx, &user.role, user.claims.json()).await.map_err(db_error)?;
     Ok(tx)
 }
 
@@ -49,9 +48,8 @@ pub async fn act_as(conn: &mut PgConnection, role: &str, claims_json: &str) -> R
 /// without changing role: the companion's own privileged work (functions in `private`) done
 /// for that user, whose audit rows then name them.
 pub async fn act_as_claims(conn: &mut PgConnection, user: &AuthUser) -> Result<(), AppError> {
-    let claims = serde_json::Value::Object((*user.claims).clone()).to_string();
     sqlx::query("select set_config('request.jwt.claims', $1, true)")
-        .bind(claims)
+        .bind(user.claims.json())
         .execute(conn)
         .await
         .map_err(db_error)?;

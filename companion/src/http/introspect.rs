@@ -83,7 +83,7 @@ pub async fn introspect(
             reason: None,
             kind: Some("user"),
             sub: Some(u.id),
-            exp: u.claims.get("exp").and_then(serde_json::Value::as_i64),
+            exp: u.claims.get("exp").and_then(|v| v.as_i64()),
             user_role: u.user_role,
             user_roles: Some(u.user_roles),
         },
@@ -94,7 +94,7 @@ pub async fn introspect(
             sub: None,
             user_role: None,
             user_roles: None,
-            exp: s.claims.get("exp").and_then(serde_json::Value::as_i64),
+            exp: s.claims.get("exp").and_then(|v| v.as_i64()),
         },
         Err(e) => inactive(e.reason.code()),
     };

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::PgPool;
 
@@ -161,18 +161,19 @@ pub async fn deliver(hub: &Hub, db: &PgPool, change: &Change) -> Result<usize, s
     let visible: Option<Vec<bool>> = if change.op == "DELETE" {
         None
     } else {
-        let mut users: Vec<Arc<Map<String, Value>>> = Vec::new();
+        let mut users: Vec<&str> = Vec::new();
         let mut index: HashMap<uuid::Uuid, usize> = HashMap::new();
         let mut of_candidate = Vec::with_capacity(candidates.len());
         for (_, m, _) in &candidates {
             let i = *index.entry(m.user.id).or_insert_with(|| {
-                users.push(m.user.claims.clone());
+                users.push(m.user.claims.json());
                 users.len() - 1
             });
             of_candidate.push(i);
         }
-        let users_json = Value::Array(users.iter().map(|c| Value::Object((**c).clone())).collect());
-        let allowed: Vec<i32> = sqlx::query_scalar("select private.realtime_visible_to($1, $2, $3, $4)")
+        // The claim sets as they are kept (JSON text), joined into one array.
+        let users_json = format!("[{}]", users.join(","));
+        let allowed: Vec<i32> = sqlx::query_scalar("select private.realtime_visible_to($1, $2, $3, $4::jsonb)")
             .bind(&change.schema)
             .bind(&change.table)
             .bind(&change.pk)

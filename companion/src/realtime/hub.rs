@@ -357,7 +357,7 @@ mod tests {
             user_role: None,
             user_roles: Vec::new(),
             email: None,
-            claims: Arc::new(serde_json::Map::new()),
+            claims: crate::auth::Claims::new(&serde_json::Map::new()),
         };
         Member { socket: socket.clone(), vsn, echo_self: false, user: Arc::new(user), bindings: Arc::new(Vec::new()) }
     }

@@ -97,6 +97,9 @@ fn unix_now() -> i64 {
 /// Why the socket loop stopped: `Some` closes the websocket with that code and reason.
 type End = Option<(u16, String)>;
 
+/// How long a closing socket waits for the client to take the close frame.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
 /// How long a replayed event's id is kept to drop its live copy: far longer than the tailer
 /// takes to deliver what committed before the replay's read.
 const REPLAY_DEDUPE: Duration = Duration::from_secs(30);
@@ -134,7 +137,10 @@ pub fn serve(io: ws::Io, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: O
         };
         handle.closed();
         if let Some((code, reason)) = end {
-            let _ = tokio::time::timeout(Duration::from_secs(1), handle.writer.send(ws::close_frame(code, &reason))).await;
+            // After whatever is still unwritten (a slow client's half-written frame), so the
+            // client reads a whole stream and then the reason; a client that reads nothing
+            // for CLOSE_GRACE is cut off without it.
+            let _ = tokio::time::timeout(CLOSE_GRACE, handle.writer.send(ws::close_frame(code, &reason))).await;
         }
         handle.writer.detach();
         drop(reader);
@@ -317,7 +323,7 @@ impl Session {
         self.channels
             .iter()
             .map(|c| &c.user)
-            .find(|u| u.id == user.id && (Arc::ptr_eq(&u.claims, &user.claims) || *u.claims == *user.claims))
+            .find(|u| u.id == user.id && (u.claims.ptr_eq(&user.claims) || u.claims == user.claims))
             .cloned()
             .unwrap_or_else(|| Arc::new(user))
     }
@@ -356,7 +362,7 @@ impl Session {
             Ok(Principal::Service(_)) => return Err("Unauthorized: channels are joined as a signed-in user".into()),
             Err(e) => return Err(format!("Unauthorized: {e}")),
         };
-        let exp = user.claims.get("exp").and_then(Value::as_i64).unwrap_or(0);
+        let exp = user.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
         match self.may_join(&user, topic).await {
             Ok(true) => Ok((self.shared_user(user), exp)),
             Ok(false) => Err(format!("Unauthorized: you do not have permissions to read from this Channel topic: {topic}")),
