@@ -12,7 +12,8 @@
 #   CLIENTS=10000 RATE=1000 MEASURE_SECONDS=20 WARMUP=5 SHARED_EVERY=1000 bench/realtime/run.sh  (defaults)
 #   LOADGEN_CPUS=1 SERVER_CPUS=0 bench/realtime/run.sh   (pin with taskset; the same pinning for both
 #                                                         servers; Postgres and Redis stay unpinned)
-#   LOADGEN_THREADS=2 DRAIN_SECONDS=15 DRAIN_QUIET_SECONDS=3   (the generator; see loadgen.rs)
+#   LOADGEN_THREADS=1 DRAIN_SECONDS=15 DRAIN_QUIET_SECONDS=3   (the generator: client loops, each an
+#                                                         epoll loop over raw sockets; see loadgen.rs)
 #
 # One database of its own (dropped after); Postgres, Redis, the server and the generator share
 # the machine's cores, as they would in the target figures (2 cores).
@@ -28,7 +29,7 @@ WARMUP="${WARMUP:-5}"
 SHARED_EVERY="${SHARED_EVERY:-1000}"
 LOADGEN_CPUS="${LOADGEN_CPUS:-}"
 SERVER_CPUS="${SERVER_CPUS:-}"
-export LOADGEN_THREADS="${LOADGEN_THREADS:-2}" DRAIN_SECONDS="${DRAIN_SECONDS:-15}" DRAIN_QUIET_SECONDS="${DRAIN_QUIET_SECONDS:-3}"
+export LOADGEN_THREADS="${LOADGEN_THREADS:-1}" DRAIN_SECONDS="${DRAIN_SECONDS:-15}" DRAIN_QUIET_SECONDS="${DRAIN_QUIET_SECONDS:-3}"
 # taskset execs the command, so the pid the bench watches is the server's own.
 PIN_SERVER=(); [[ -n "$SERVER_CPUS" ]] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
 PIN_LOADGEN=(); [[ -n "$LOADGEN_CPUS" ]] && PIN_LOADGEN=(taskset -c "$LOADGEN_CPUS")
