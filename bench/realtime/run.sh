@@ -64,12 +64,13 @@ COMPANION="$ROOT/target/$PROFILE/careplane-companion"
 LOADGEN="$ROOT/target/$PROFILE/examples/realtime_load"
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
 
-fresh_db() {  # name → migrated database
+fresh_db() {  # name → a migrated database, its URL in $DB_URL (not echoed: a command substitution's
+              # subshell would lose DBS, and cleanup would leave the database behind)
   local db="careplane_bench_rt_${1}_$$"
   DBS+=("$db")
   createdb "$db"
   DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db" "$COMPANION" migrate --compat sql/supabase_compat.sql --dir migrations >/dev/null
-  echo "postgres://$PGUSER@$PGHOST:$PGPORT/$db"
+  DB_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db"
 }
 
 start() {  # log-file command… → prints "pid url"
@@ -87,7 +88,7 @@ start() {  # log-file command… → prints "pid url"
 
 run_side() {  # target → JSON line in $WORK/<target>.json
   local target="$1" url pid db
-  db="$(fresh_db "$target")"
+  fresh_db "$target"; db="$DB_URL"
   if [[ "$target" == careplane ]]; then
     read -r pid url < <(start "$WORK/careplane.log" "${PIN_SERVER[@]}" env -i PATH="$PATH" BIND_ADDR=127.0.0.1:0 RUST_LOG=warn \
       DATABASE_URL="$db" REDIS_URL="$REDIS_URL" SUPABASE_JWT_SECRET="$SECRET" LEDGER_EXPIRY_INTERVAL_SECONDS=0 \
