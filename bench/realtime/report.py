@@ -16,7 +16,14 @@ def row(name, r):
     return (f"| {name} | {r['held']:,} / {r['clients']:,} | {r['connect_seconds']:.1f} s | {r['deliveries']:,} / {r['expected_deliveries']:,} | "
             f"{f(r['p50_ms'])} ms | {f(r['p99_ms'])} ms | {f(r['max_ms'], '.0f')} ms | {f(r['own_p50_ms'])} / {f(r['own_p99_ms'])} ms | "
             f"{kib(r['bytes_per_connection']):.1f} KiB | {mib(r['rss_connected_bytes']):.0f} MiB | {r['cpu_percent']:.0f} % | "
-            f"{r['loadgen_cpu_percent']:.0f} % | {r['loadavg_start']} → {r['loadavg_end']} |")
+            f"{r['loadgen_cpu_percent']:.0f} % | {f(r.get('client_loops_cpu_us_per_frame'), '.1f')} µs | {r['loadavg_start']} → {r['loadavg_end']} |")
+
+def generator(name, r):
+    return (f"- {name}: {r.get('frames_received_window', 0):,} websocket frames received in the measured window "
+            f"({r.get('bytes_received_window', 0) / 1048576:.1f} MiB); CPU per frame received: the client loops "
+            f"{f(r.get('client_loops_cpu_us_per_frame'), '.2f')} µs ({f(r.get('client_loops_cpu_percent'), '.1f')} % of a core), "
+            f"the whole generator {f(r.get('loadgen_cpu_us_per_frame'), '.1f')} µs ({r['loadgen_cpu_percent']:.0f} %, "
+            f"the producer's commits and the LISTEN connection included)")
 
 def stage(name, r, key):
     st = r["stages"][key]
@@ -26,7 +33,7 @@ STAGES = [
     ("schedule → COMMIT returned (the database under this load)", "schedule_to_commit_returned"),
     ("COMMIT returned → NOTIFY at a listener (k-th to k-th, approximate)", "commit_to_notify_approx"),
     ("own-topic event: COMMIT returned → arrival", "own_commit_to_arrival"),
-    ("shared event: COMMIT returned → first of its 10,000 arrivals", "shared_commit_to_first_arrival"),
+    (f"shared event: COMMIT returned → first of its {clients:,} arrivals", "shared_commit_to_first_arrival"),
     ("shared event: COMMIT returned → last arrival", "shared_commit_to_last_arrival"),
     ("shared event: last arrival − first arrival (spread of the burst)", "shared_burst_spread"),
 ]
@@ -86,8 +93,8 @@ Written by `bench/realtime/run.sh` (`make bench-realtime`) on {datetime.datetime
 {clients:,} websocket clients, each joined to its own `user:<uuid>` topic and the shared `dispatch`
 topic; {rate:,} events per second, each its own committed transaction inserting into
 `private.realtime_events` (every {shared_every:,}th on `dispatch`, reaching every client); the same
-Rust load generator (`bench/realtime/loadgen.rs`, {c['loadgen_threads']} client threads, producer on a
-runtime of its own) for both servers, one after the other on fresh databases. Latency: from COMMIT
+Rust load generator (`bench/realtime/loadgen.rs`: {c['loadgen_threads']} client thread(s), each an epoll
+loop over raw non-blocking sockets; the producer on a runtime of its own) for both servers, one after the other on fresh databases. Latency: from COMMIT
 returning in the generator to the frame arriving at the client. The window is the events
 scheduled during the measured seconds; the generator waits for their commits and then for every
 expected delivery (or the drain timeout) before it counts. Memory per connection: (server RSS
@@ -97,13 +104,13 @@ Redis, the server and the generator; {pinning}. Node {node}. The load average is
 at the start and end of each measured window: figures taken under other load are not the
 machine's best.
 
-| server | clients held | connect | deliveries (window) | p50 | p99 | max | own-topic p50 / p99 | memory / connection | RSS connected | server CPU | generator CPU | load avg |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| server | clients held | connect | deliveries (window) | p50 | p99 | max | own-topic p50 / p99 | memory / connection | RSS connected | server CPU | generator CPU | generator client loops: CPU / frame | load avg |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 {row("careplane-companion (Supabase Realtime protocol, vsn 2.0.0)", c)}
 {row("Socket.IO 4 on Node " + node, s)}
 
 p50 / p99 / max are over every delivery, most of which are the shared-topic events (each reaches
-every client at once, so the generator receives 10,000 frames in a burst); the own-topic column
+every client at once, so the generator receives {clients:,} frames in a burst); the own-topic column
 is the events that reach one client.
 
 Memory per connection: Socket.IO / careplane = **{ratio:.1f}×**.
@@ -115,6 +122,10 @@ Targets (careplane): """ + "; ".join(f"{name}: {'met' if ok else '**not met**'}"
 | stage | careplane | Socket.IO |
 | --- | --- | --- |
 {stage_rows}
+
+The generator's own cost (it must not be what spreads a burst):
+{generator("careplane", c)}
+{generator("Socket.IO", s)}
 
 careplane's tailer, from its `/metrics` at the end of the run (summaries over the recent window):
 {server_stages(c)}

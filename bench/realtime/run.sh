@@ -12,7 +12,8 @@
 #   CLIENTS=10000 RATE=1000 MEASURE_SECONDS=20 WARMUP=5 SHARED_EVERY=1000 bench/realtime/run.sh  (defaults)
 #   LOADGEN_CPUS=1 SERVER_CPUS=0 bench/realtime/run.sh   (pin with taskset; the same pinning for both
 #                                                         servers; Postgres and Redis stay unpinned)
-#   LOADGEN_THREADS=2 DRAIN_SECONDS=15 DRAIN_QUIET_SECONDS=3   (the generator; see loadgen.rs)
+#   LOADGEN_THREADS=1 DRAIN_SECONDS=15 DRAIN_QUIET_SECONDS=3   (the generator: client loops, each an
+#                                                         epoll loop over raw sockets; see loadgen.rs)
 #
 # One database of its own (dropped after); Postgres, Redis, the server and the generator share
 # the machine's cores, as they would in the target figures (2 cores).
@@ -28,7 +29,7 @@ WARMUP="${WARMUP:-5}"
 SHARED_EVERY="${SHARED_EVERY:-1000}"
 LOADGEN_CPUS="${LOADGEN_CPUS:-}"
 SERVER_CPUS="${SERVER_CPUS:-}"
-export LOADGEN_THREADS="${LOADGEN_THREADS:-2}" DRAIN_SECONDS="${DRAIN_SECONDS:-15}" DRAIN_QUIET_SECONDS="${DRAIN_QUIET_SECONDS:-3}"
+export LOADGEN_THREADS="${LOADGEN_THREADS:-1}" DRAIN_SECONDS="${DRAIN_SECONDS:-15}" DRAIN_QUIET_SECONDS="${DRAIN_QUIET_SECONDS:-3}"
 # taskset execs the command, so the pid the bench watches is the server's own.
 PIN_SERVER=(); [[ -n "$SERVER_CPUS" ]] && PIN_SERVER=(taskset -c "$SERVER_CPUS")
 PIN_LOADGEN=(); [[ -n "$LOADGEN_CPUS" ]] && PIN_LOADGEN=(taskset -c "$LOADGEN_CPUS")
@@ -63,12 +64,13 @@ COMPANION="$ROOT/target/$PROFILE/careplane-companion"
 LOADGEN="$ROOT/target/$PROFILE/examples/realtime_load"
 (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
 
-fresh_db() {  # name → migrated database
+fresh_db() {  # name → a migrated database, its URL in $DB_URL (not echoed: a command substitution's
+              # subshell would lose DBS, and cleanup would leave the database behind)
   local db="careplane_bench_rt_${1}_$$"
   DBS+=("$db")
   createdb "$db"
   DATABASE_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db" "$COMPANION" migrate --compat sql/supabase_compat.sql --dir migrations >/dev/null
-  echo "postgres://$PGUSER@$PGHOST:$PGPORT/$db"
+  DB_URL="postgres://$PGUSER@$PGHOST:$PGPORT/$db"
 }
 
 start() {  # log-file command… → prints "pid url"
@@ -86,7 +88,7 @@ start() {  # log-file command… → prints "pid url"
 
 run_side() {  # target → JSON line in $WORK/<target>.json
   local target="$1" url pid db
-  db="$(fresh_db "$target")"
+  fresh_db "$target"; db="$DB_URL"
   if [[ "$target" == careplane ]]; then
     read -r pid url < <(start "$WORK/careplane.log" "${PIN_SERVER[@]}" env -i PATH="$PATH" BIND_ADDR=127.0.0.1:0 RUST_LOG=warn \
       DATABASE_URL="$db" REDIS_URL="$REDIS_URL" SUPABASE_JWT_SECRET="$SECRET" LEDGER_EXPIRY_INTERVAL_SECONDS=0 \
