@@ -72,14 +72,15 @@ select ok(careplane.build_info() ->> 'profile' in ('release', 'debug'), 'build_i
 select is(careplane.build_info() ->> 'version', careplane.version(), 'build_info names the version');
 
 -- Busy time comes through the exclusion constraints' GiST indexes (the first version of
--- private.busy_json could use no index and read the whole table on every booking). The body of
+-- private.busy_json could use no index and read the whole table on every booking). The query of
 -- the function as deployed is planned (generic plan, sequential scans priced out): no branch
 -- may need a sequential scan of appointments.
 set local plan_cache_mode = force_generic_plan;
 set local enable_seqscan = off;
 do $$
 declare
-  body text := (select prosrc from pg_proc where oid = 'private.busy_json'::regproc);
+  -- The query its PL/pgSQL body returns, `return (<query>);` (migrations/…29000100_write_path.sql).
+  body text := (select substring(prosrc from 'return \((.*)\);\s*end\s*$') from pg_proc where oid = 'private.busy_json'::regproc);
 begin
   body := regexp_replace(body, '\mowner_id\M', '$1', 'g');
   body := regexp_replace(body, '\mby_patient\M', '$2', 'g');
