@@ -190,9 +190,8 @@ fn poll_pending<W: AsyncWrite + Unpin>(st: &mut WriteState<W>, cx: &mut Context<
             Poll::Pending => return Poll::Pending,
         }
     }
-    if pending.capacity() > 4 {
-        *pending = VecDeque::new();
-    }
+    // Written out: nothing stays allocated for the socket.
+    *pending = VecDeque::new();
     Poll::Ready(Ok(()))
 }
 
@@ -218,23 +217,35 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         if !st.direct {
             return None;
         }
-        st.pending.push_back(frame.clone());
+        let Some(io) = st.io.as_mut() else { return Some(Direct::Failed) };
+        // Straight from the shared frame: nothing is allocated unless the kernel leaves some.
         let mut cx = Context::from_waker(Waker::noop());
-        Some(match poll_pending(&mut st, &mut cx) {
-            Poll::Ready(Ok(())) => Direct::Written,
-            // Whatever is left is the task's to write, with its own waker: until then nobody
-            // else writes (the task left `direct`), so the no-op waker registered here is
-            // replaced before anyone waits on it.
-            Poll::Pending => {
-                st.direct = false;
-                Direct::Kept
+        let mut written = 0;
+        let outcome = loop {
+            match Pin::new(&mut *io).poll_write(&mut cx, &frame[written..]) {
+                Poll::Ready(Ok(0)) => break Direct::Failed,
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    if written == frame.len() {
+                        break Direct::Written;
+                    }
+                }
+                // The rest is the task's to write, with its own waker: until then nobody else
+                // writes (the task left `direct`), so the no-op waker registered here is
+                // replaced before anyone waits on it.
+                Poll::Pending => break Direct::Kept,
+                Poll::Ready(Err(_)) => break Direct::Failed,
             }
-            Poll::Ready(Err(_)) => {
+        };
+        match outcome {
+            Direct::Written => {}
+            Direct::Kept => {
                 st.direct = false;
-                st.pending.clear();
-                Direct::Failed
+                st.pending.push_back(frame.slice(written..));
             }
-        })
+            Direct::Failed => st.direct = false,
+        }
+        Some(outcome)
     }
 
     /// The task parks: others may write directly until [`busy`](Self::busy). Refused (`false`)
@@ -253,6 +264,19 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Whether bytes wait to be written (then the task must flush before parking).
     pub fn has_pending(&self) -> bool {
         !self.state.lock().expect("writer lock").pending.is_empty()
+    }
+
+    /// Writes `frame` after whatever is pending as far as the kernel takes it now, without
+    /// waiting; what is left stays pending (the task flushes it before it parks). Only the
+    /// socket's task calls this (while busy).
+    pub fn write_now(&self, frame: Bytes) -> std::io::Result<()> {
+        let mut st = self.state.lock().expect("writer lock");
+        st.pending.push_back(frame);
+        // The no-op waker is replaced by the task's own when it flushes what is left.
+        match poll_pending(&mut st, &mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(r) => r,
+            Poll::Pending => Ok(()),
+        }
     }
 
     /// Writes `frame` after whatever is pending, waiting as long as the kernel needs. Only the
