@@ -10,7 +10,7 @@
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
-use crate::auth::AuthUser;
+use crate::auth::{AuthUser, Claims};
 use crate::error::AppError;
 
 use super::errors::db_error;
@@ -24,11 +24,16 @@ pub enum Access {
 
 /// Begins a transaction acting as `user`. Commit it to keep the work.
 pub async fn begin_as_user(pool: &PgPool, user: &AuthUser, access: Access) -> Result<Transaction<'static, Postgres>, AppError> {
+    begin_as(pool, &user.role, &user.claims, access).await
+}
+
+/// Begins a transaction acting as `role` with these verified `claims`.
+pub async fn begin_as(pool: &PgPool, role: &str, claims: &Claims, access: Access) -> Result<Transaction<'static, Postgres>, AppError> {
     let mut tx = pool.begin().await.map_err(db_error)?;
     if access == Access::ReadOnly {
         sqlx::query("set transaction read only").execute(&mut *tx).await.map_err(db_error)?;
     }
-    act_as(&mut tx, &user.role, user.claims.json()).await.map_err(db_error)?;
+    act_as(&mut tx, role, claims.json()).await.map_err(db_error)?;
     Ok(tx)
 }
 

@@ -18,7 +18,7 @@ use super::changes::Binding;
 use super::protocol::{self, Body, Vsn, Wire};
 use super::ws::{self, Direct, Writer};
 use axum::body::Bytes;
-use crate::auth::AuthUser;
+use crate::auth::Claims;
 
 pub type ConnId = u64;
 
@@ -165,6 +165,14 @@ impl SocketHandle {
     }
 }
 
+/// Who a channel was joined as: the user's id and verified claims, what the database is told
+/// when it is asked as them (role `authenticated`). All a socket keeps of a verified token.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Subscriber {
+    pub id: uuid::Uuid,
+    pub claims: Claims,
+}
+
 /// One socket's membership of one topic.
 #[derive(Clone)]
 pub struct Member {
@@ -173,7 +181,7 @@ pub struct Member {
     /// The client's own broadcasts come back to it (`config.broadcast.self`).
     pub echo_self: bool,
     /// The user the channel was joined (or last refreshed) as.
-    pub user: Arc<AuthUser>,
+    pub user: Arc<Subscriber>,
     /// `postgres_changes` bindings of this channel.
     pub bindings: Arc<Vec<Binding>>,
 }
@@ -351,14 +359,7 @@ mod tests {
     use serde_json::json;
 
     fn member(socket: &Arc<SocketHandle>, vsn: Vsn) -> Member {
-        let user = AuthUser {
-            id: uuid::Uuid::nil(),
-            role: "authenticated".into(),
-            user_role: None,
-            user_roles: Vec::new(),
-            email: None,
-            claims: crate::auth::Claims::new(&serde_json::Map::new()),
-        };
+        let user = Subscriber { id: uuid::Uuid::nil(), claims: Claims::new(&serde_json::Map::new()) };
         Member { socket: socket.clone(), vsn, echo_self: false, user: Arc::new(user), bindings: Arc::new(Vec::new()) }
     }
 

@@ -14,13 +14,13 @@ use axum::body::Bytes;
 use serde_json::{json, Value};
 
 use super::changes::Binding;
-use super::hub::{Member, Outgoing, SocketHandle};
+use super::hub::{Member, Outgoing, SocketHandle, Subscriber};
 use super::protocol::{self, Body, Message, Vsn, Wire};
 use super::tailer::{event_outgoing, Event};
 use super::ws::{self, Incoming};
 use super::Realtime;
-use crate::auth::{AuthUser, Principal};
-use crate::db::user::{begin_as_user, Access};
+use crate::auth::Principal;
+use crate::db::user::{begin_as, Access};
 use crate::AppState;
 
 /// A client that sends nothing (not even the 25 s heartbeat) for this long is gone.
@@ -37,7 +37,7 @@ struct Channel {
     topic: Box<str>,
     join_ref: Option<Box<str>>,
     /// Shared with the socket's other channels joined with the same token.
-    user: Arc<AuthUser>,
+    user: Arc<Subscriber>,
     exp: i64,
     ack: bool,
     echo_self: bool,
@@ -325,7 +325,7 @@ impl Session {
     /// The user for a channel: the same `Arc` as another channel of this socket verified from
     /// an identical claim set (the usual case: every join carries the same token), so a socket
     /// holds one copy of its user however many topics it joins.
-    fn shared_user(&self, user: AuthUser) -> Arc<AuthUser> {
+    fn shared_user(&self, user: Subscriber) -> Arc<Subscriber> {
         self.channels
             .iter()
             .map(|c| &c.user)
@@ -361,13 +361,14 @@ impl Session {
     }
 
     /// Verifies `token` and asks the database, as that user, whether they may join `topic`.
-    async fn authorize(&self, token: Option<&str>, topic: &str) -> Result<(Arc<AuthUser>, i64), String> {
+    async fn authorize(&self, token: Option<&str>, topic: &str) -> Result<(Arc<Subscriber>, i64), String> {
         let token = token.ok_or("Unauthorized: no access token (send apikey or access_token)")?;
         // Verified afresh, not through the verified-token cache: a join is rare next to HTTP
         // requests, and the socket keeps the user it verified (one per claim set, shared by
         // its channels), so caching it again would hold a second copy per socket.
         let user = match self.state.verifier.verify_fresh(token).await {
-            Ok(Principal::User(u)) => u,
+            // Only the id and the claims are kept (the rest of the token's fields are in them).
+            Ok(Principal::User(u)) => Subscriber { id: u.id, claims: u.claims },
             Ok(Principal::Service(_)) => return Err("Unauthorized: channels are joined as a signed-in user".into()),
             Err(e) => return Err(format!("Unauthorized: {e}")),
         };
@@ -380,8 +381,8 @@ impl Session {
     }
 
     /// `access.may_join_topic(topic)` asked as `user` (`Err` when the database is unavailable).
-    async fn may_join(&self, user: &AuthUser, topic: &str) -> Result<bool, ()> {
-        let mut tx = begin_as_user(&self.state.db, user, Access::ReadOnly).await.map_err(|_| ())?;
+    async fn may_join(&self, user: &Subscriber, topic: &str) -> Result<bool, ()> {
+        let mut tx = begin_as(&self.state.db, "authenticated", &user.claims, Access::ReadOnly).await.map_err(|_| ())?;
         let ok: bool = sqlx::query_scalar("select access.may_join_topic($1)").bind(topic).fetch_one(&mut *tx).await.map_err(|_| ())?;
         tx.rollback().await.map_err(|_| ())?;
         Ok(ok)
