@@ -245,6 +245,15 @@ pub struct Hub {
     next_id: AtomicU64,
 }
 
+/// Topics with at least this many members on this instance are fanned out on every core.
+const PARALLEL_FAN_OUT_MIN: usize = 2000;
+
+/// The cores this process may run on (its CPU affinity), read once.
+fn fan_out_threads() -> usize {
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 /// Close code and reason for a client whose queue overflowed.
 pub const SLOW_CLIENT: (u16, &str) = (1008, "slow consumer: the client did not keep up; reconnect and replay");
 
@@ -291,19 +300,34 @@ impl Hub {
         out
     }
 
-    /// Puts `out` on the queue of every member of its topic (except `skip`); returns how many
-    /// sockets received it. Queuing never waits (a full queue closes its socket), so it is
-    /// done under the read lock: no snapshot of the members is copied, however many there are.
+    /// Sends `out` to every member of its topic (except `skip`); returns how many sockets
+    /// received it. Sending never waits (a frame is written at once or queued, and a full queue
+    /// closes its socket), so it is done under the read lock: no snapshot of the members is
+    /// copied. A large topic is split over the cores the process may use: each frame costs a
+    /// `write` whose loopback or NIC work the kernel does on the sending core, so one core
+    /// writing 10,000 frames is what spreads a burst.
     pub fn fan_out(&self, out: Arc<Outgoing>, skip: Option<ConnId>) -> usize {
         let topics = self.topics.read().expect("hub lock");
         let Some(members) = topics.get(out.topic.as_str()) else { return 0 };
-        let mut sent = 0;
-        for m in members.iter() {
-            if Some(m.socket.id) != skip && offer(&m.socket, out.clone(), m.vsn) {
-                sent += 1;
+        let send_all = |chunk: &[&Member]| {
+            chunk.iter().filter(|m| Some(m.socket.id) != skip && offer(&m.socket, out.clone(), m.vsn)).count()
+        };
+        let threads = fan_out_threads();
+        match members {
+            Members::Many(map) if threads > 1 && map.len() >= PARALLEL_FAN_OUT_MIN => {
+                let all: Vec<&Member> = map.values().collect();
+                let per = all.len().div_ceil(threads);
+                std::thread::scope(|scope| {
+                    let others: Vec<_> = all[per..].chunks(per).map(|chunk| scope.spawn(move || send_all(chunk))).collect();
+                    let mut sent = send_all(&all[..per]);
+                    for t in others {
+                        sent += t.join().unwrap_or(0);
+                    }
+                    sent
+                })
             }
+            _ => members.iter().filter(|m| Some(m.socket.id) != skip && offer(&m.socket, out.clone(), m.vsn)).count(),
         }
-        sent
     }
 
     pub fn topic_count(&self) -> usize {
@@ -384,6 +408,21 @@ mod tests {
         assert_eq!(sockets[0].queue.lock().unwrap().capacity(), 0);
         assert_eq!(hub.fan_out(Arc::new(Outgoing::push("user:a", "presence_diff", json!({}))), None), 1);
         assert_eq!(sockets[0].queued(), 1);
+    }
+
+    #[test]
+    fn a_large_topic_reaches_every_member_once() {
+        let hub = Hub::default();
+        let n = PARALLEL_FAN_OUT_MIN + 7;
+        let sockets: Vec<Arc<SocketHandle>> = (0..n).map(|_| Arc::new(SocketHandle::new(hub.next_conn_id(), 8))).collect();
+        for s in &sockets {
+            hub.join("dispatch", member(s, Vsn::V2));
+        }
+        let out = Arc::new(Outgoing::broadcast("dispatch", "emergency:new", None, Body::Json(json!({"n": 1})), Some(1)));
+        assert_eq!(hub.fan_out(out, Some(sockets[3].id)), n - 1);
+        let queued: Vec<usize> = sockets.iter().map(|s| s.queued()).collect();
+        assert_eq!(queued.iter().filter(|q| **q == 1).count(), n - 1);
+        assert_eq!(queued[3], 0, "the sender is skipped");
     }
 
     #[test]
