@@ -147,5 +147,9 @@ pub async fn websocket(State(state): State<AppState>, Query(params): Query<Socke
     if rt.shutting_down() {
         return AppError::status(StatusCode::SERVICE_UNAVAILABLE, "shutting_down", "the server is shutting down; reconnect").into_response();
     }
-    upgrade.on_upgrade(move |io| socket::serve(io, state, rt, vsn, params.apikey))
+    let apikey = match params.apikey.as_deref() {
+        Some(token) if !token.is_empty() => Some(socket::ApiKey::verify(&state, token).await),
+        _ => None,
+    };
+    upgrade.on_upgrade(move |io| socket::serve(io, state, rt, vsn, apikey))
 }

@@ -47,13 +47,18 @@ struct Channel {
     /// `config.presence.key`, or a random key made at the first `track`.
     presence_key: Option<Box<str>>,
     bindings: Arc<Vec<Binding>>,
-    /// Ids sent by replay, so their live copies are not sent twice (empty, unallocated, after,
+    /// Ids sent by replay, so their live copies are not sent twice (`None` once all are seen,
     /// and forgotten [`REPLAY_DEDUPE`] after the replay). While any are kept, the socket's frames
     /// go through its task.
-    replayed: Vec<i64>,
-    replayed_at: Instant,
+    replayed: Option<Box<Replayed>>,
     /// When `access.may_join_topic` last said yes (join, refresh, re-check).
     checked_at: Instant,
+}
+
+/// What a channel's replay sent, while its live copies may still come.
+struct Replayed {
+    ids: Vec<i64>,
+    at: Instant,
 }
 
 impl Channel {
@@ -63,10 +68,11 @@ impl Channel {
 
     /// `true` (once) when event `id` was already sent by this channel's replay.
     fn take_replayed(&mut self, id: i64) -> bool {
-        let Some(i) = self.replayed.iter().position(|r| *r == id) else { return false };
-        self.replayed.swap_remove(i);
-        if self.replayed.is_empty() {
-            self.replayed = Vec::new();
+        let Some(r) = self.replayed.as_mut() else { return false };
+        let Some(i) = r.ids.iter().position(|x| *x == id) else { return false };
+        r.ids.swap_remove(i);
+        if r.ids.is_empty() {
+            self.replayed = None;
         }
         true
     }
@@ -77,8 +83,9 @@ struct Session {
     rt: Arc<Realtime>,
     vsn: Vsn,
     handle: Arc<SocketHandle>,
-    /// The `apikey` query parameter: the token when a join carries none.
-    apikey: Option<Box<str>>,
+    /// The `apikey` query parameter, verified when the socket opened: who a join without its
+    /// own `access_token` is joined as.
+    apikey: Option<ApiKey>,
     /// Joined channels; a handful per socket, so a vector grown one at a time.
     channels: Vec<Channel>,
     window: (Instant, u32),
@@ -92,6 +99,39 @@ fn is_server_event_name(event: &str) -> bool {
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+}
+
+/// The socket's `apikey` query parameter, verified once when the socket opens (as Supabase
+/// Realtime verifies it at connect): the user a join without its own `access_token` is joined
+/// as (its expiry still checked at each join), or why such a join is refused. The token itself
+/// is not kept.
+pub enum ApiKey {
+    User(Arc<Subscriber>, i64),
+    Refused(Box<str>),
+}
+
+impl ApiKey {
+    pub async fn verify(state: &AppState, token: &str) -> ApiKey {
+        match verify(state, token).await {
+            Ok((user, exp)) => ApiKey::User(Arc::new(user), exp),
+            Err(reason) => ApiKey::Refused(reason.into()),
+        }
+    }
+}
+
+/// A token verified afresh, not through the verified-token cache: a join is rare next to HTTP
+/// requests, and the socket keeps the user it verified (one per claim set, shared by its
+/// channels), so caching it again would hold a second copy per socket. Only the id and the
+/// claims are kept (the token's other fields are in them); `Err` is the join's refusal.
+async fn verify(state: &AppState, token: &str) -> Result<(Subscriber, i64), String> {
+    match state.verifier.verify_fresh(token).await {
+        Ok(Principal::User(u)) => {
+            let exp = u.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
+            Ok((Subscriber { id: u.id, claims: u.claims }, exp))
+        }
+        Ok(Principal::Service(_)) => Err("Unauthorized: channels are joined as a signed-in user".into()),
+        Err(e) => Err(format!("Unauthorized: {e}")),
+    }
 }
 
 /// Why the socket loop stopped: `Some` closes the websocket with that code and reason.
@@ -114,7 +154,7 @@ const REPLAY_DEDUPE: Duration = Duration::from_secs(30);
 /// allocates nothing per socket: while the task is parked the hub writes live frames to the
 /// socket itself (see [`super::ws`]); one timer serves the idle timeout, token expiry and the
 /// replay window, and one `Notify` both the queue and the kill switch.
-pub fn serve(io: ws::Io, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: Option<String>) -> impl Future<Output = ()> + Send {
+pub fn serve(io: ws::Io, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: Option<ApiKey>) -> impl Future<Output = ()> + Send {
     let handle = Arc::new(SocketHandle::new(rt.hub.next_conn_id(), rt.config.queue_capacity));
     let (mut reader, write_half) = ws::split(io, rt.config.max_frame_bytes);
     handle.writer.attach(write_half);
@@ -123,7 +163,7 @@ pub fn serve(io: ws::Io, state: AppState, rt: Arc<Realtime>, vsn: Vsn, apikey: O
         rt: rt.clone(),
         vsn,
         handle: handle.clone(),
-        apikey: apikey.map(String::into_boxed_str),
+        apikey,
         channels: Vec::new(),
         window: (Instant::now(), 0),
     };
@@ -158,7 +198,7 @@ async fn run(reader: &mut ws::Reader, s: &mut Session) -> End {
     loop {
         // Parked, the hub writes live frames straight to the socket, except while a channel's
         // replayed ids are still wanted (their live copies must be dropped here).
-        let direct = s.channels.iter().all(|c| c.replayed.is_empty());
+        let direct = s.channels.iter().all(|c| c.replayed.is_none());
         if !handle.park(direct) {
             // Frames were queued, or bytes left unwritten, while the task ran.
             if let Some(end) = Box::pin(s.drain()).await {
@@ -229,8 +269,8 @@ async fn run(reader: &mut ws::Reader, s: &mut Session) -> End {
                     return Some((1000, "no heartbeat".into()));
                 }
                 for ch in &mut s.channels {
-                    if !ch.replayed.is_empty() && ch.replayed_at.elapsed() >= REPLAY_DEDUPE {
-                        ch.replayed = Vec::new();
+                    if ch.replayed.as_ref().is_some_and(|r| r.at.elapsed() >= REPLAY_DEDUPE) {
+                        ch.replayed = None;
                     }
                 }
                 if s.channels.iter().any(|c| c.exp < unix_now()) {
@@ -250,8 +290,8 @@ impl Session {
         if let Some(exp) = self.channels.iter().map(|c| c.exp).min() {
             at = at.min(tokio::time::Instant::now() + Duration::from_secs((exp + 1 - unix_now()).max(0) as u64));
         }
-        for c in self.channels.iter().filter(|c| !c.replayed.is_empty()) {
-            at = at.min(tokio::time::Instant::from_std(c.replayed_at + REPLAY_DEDUPE));
+        for r in self.channels.iter().filter_map(|c| c.replayed.as_ref()) {
+            at = at.min(tokio::time::Instant::from_std(r.at + REPLAY_DEDUPE));
         }
         at
     }
@@ -283,7 +323,7 @@ impl Session {
             for out in batch {
                 let Some(ch) = self.channel_mut(&out.topic) else { continue }; // left since it was queued
                 if let Some(id) = out.event_id {
-                    if !ch.replayed.is_empty() && ch.take_replayed(id) {
+                    if ch.take_replayed(id) {
                         continue;
                     }
                 }
@@ -326,9 +366,14 @@ impl Session {
     /// an identical claim set (the usual case: every join carries the same token), so a socket
     /// holds one copy of its user however many topics it joins.
     fn shared_user(&self, user: Subscriber) -> Arc<Subscriber> {
+        let from_apikey = match &self.apikey {
+            Some(ApiKey::User(u, _)) => Some(u),
+            _ => None,
+        };
         self.channels
             .iter()
             .map(|c| &c.user)
+            .chain(from_apikey)
             .find(|u| u.id == user.id && (u.claims.ptr_eq(&user.claims) || u.claims == user.claims))
             .cloned()
             .unwrap_or_else(|| Arc::new(user))
@@ -357,24 +402,28 @@ impl Session {
     }
 
     fn token_for<'a>(&'a self, payload: &'a Value) -> Option<&'a str> {
-        payload.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty()).or(self.apikey.as_deref())
+        payload.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty())
     }
 
-    /// Verifies `token` and asks the database, as that user, whether they may join `topic`.
+    /// Verifies `token` (else takes the socket's verified `apikey`) and asks the database, as
+    /// that user, whether they may join `topic`.
     async fn authorize(&self, token: Option<&str>, topic: &str) -> Result<(Arc<Subscriber>, i64), String> {
-        let token = token.ok_or("Unauthorized: no access token (send apikey or access_token)")?;
-        // Verified afresh, not through the verified-token cache: a join is rare next to HTTP
-        // requests, and the socket keeps the user it verified (one per claim set, shared by
-        // its channels), so caching it again would hold a second copy per socket.
-        let user = match self.state.verifier.verify_fresh(token).await {
-            // Only the id and the claims are kept (the rest of the token's fields are in them).
-            Ok(Principal::User(u)) => Subscriber { id: u.id, claims: u.claims },
-            Ok(Principal::Service(_)) => return Err("Unauthorized: channels are joined as a signed-in user".into()),
-            Err(e) => return Err(format!("Unauthorized: {e}")),
+        let (user, exp) = match (token, &self.apikey) {
+            (Some(token), _) => {
+                let (user, exp) = verify(&self.state, token).await?;
+                (self.shared_user(user), exp)
+            }
+            (None, Some(ApiKey::User(user, exp))) => {
+                if *exp < unix_now() {
+                    return Err("Unauthorized: the apikey token has expired; join with a fresh access_token".into());
+                }
+                (user.clone(), *exp)
+            }
+            (None, Some(ApiKey::Refused(reason))) => return Err(reason.to_string()),
+            (None, None) => return Err("Unauthorized: no access token (send apikey or access_token)".into()),
         };
-        let exp = user.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
         match self.may_join(&user, topic).await {
-            Ok(true) => Ok((self.shared_user(user), exp)),
+            Ok(true) => Ok((user, exp)),
             Ok(false) => Err(format!("Unauthorized: you do not have permissions to read from this Channel topic: {topic}")),
             Err(()) => Err("Unable to join: the database is unavailable; retrying".into()),
         }
@@ -453,8 +502,7 @@ impl Session {
             presence_synced: false,
             presence_key,
             bindings: bindings.clone(),
-            replayed: Vec::new(),
-            replayed_at: Instant::now(),
+            replayed: None,
             checked_at: Instant::now(),
         };
         metrics::counter!("careplane_realtime_joins_total", "outcome" => "ok").increment(1);
@@ -465,9 +513,10 @@ impl Session {
         if config["private"].as_bool() == Some(true) && replay.is_object() {
             match self.replay(&topic, replay).await {
                 Ok(events) => {
-                    channel.replayed_at = Instant::now();
+                    if !events.is_empty() {
+                        channel.replayed = Some(Box::new(Replayed { ids: events.iter().map(|e| e.id).collect(), at: Instant::now() }));
+                    }
                     for e in events {
-                        channel.replayed.push(e.id);
                         if let Some(frame) = event_outgoing(&e, true).frame(vsn) {
                             self.handle.writer.send(frame).await.map_err(|_| ())?;
                         }
@@ -482,7 +531,6 @@ impl Session {
             }
         }
         let presence = config["presence"]["enabled"].as_bool() == Some(true);
-        channel.replayed.shrink_to_fit();
         // One slot at a time: a socket on two topics holds two channels, not a doubled vector.
         self.channels.reserve_exact(1);
         self.channels.push(channel);
@@ -575,8 +623,11 @@ impl Session {
         if self.channel(&topic).is_none() {
             return Ok(());
         }
-        let token = m.payload.get("access_token").and_then(Value::as_str);
-        match self.authorize(token, &topic).await {
+        // A refresh names its token: it never falls back to the apikey.
+        let Some(token) = m.payload.get("access_token").and_then(Value::as_str).filter(|t| !t.is_empty()) else {
+            return self.end_channel(&topic, "Unauthorized: access_token carries no token").await;
+        };
+        match self.authorize(Some(token), &topic).await {
             Ok((user, exp)) => {
                 let vsn = self.vsn;
                 let ch = self.channels.iter_mut().find(|c| *c.topic == *topic).expect("checked above");
@@ -704,7 +755,7 @@ mod tests {
     /// The size of the future `serve` returns, without calling it.
     fn future_size<F, Fut>(_: F) -> usize
     where
-        F: FnOnce(ws::Io, AppState, Arc<Realtime>, Vsn, Option<String>) -> Fut,
+        F: FnOnce(ws::Io, AppState, Arc<Realtime>, Vsn, Option<ApiKey>) -> Fut,
     {
         std::mem::size_of::<Fut>()
     }
