@@ -42,7 +42,7 @@
 //!   first and last arrival of each shared event (the last minus the first is the fan-out's
 //!   spread over 10,000 sockets, server and generator together); for careplane, the tailer's
 //!   own stage times scraped from its `/metrics` (read, NOTIFY → rows in hand, fan-out of one
-//!   event onto every joined socket's queue, transaction start → fan-out), and slow clients it
+//!   event to every joined socket, transaction start → fan-out), and slow clients it
 //!   dropped.
 //!
 //! Env: TARGET (careplane | socketio), URL (http://127.0.0.1:port), SERVER_PID, CLIENTS, RATE,

@@ -53,7 +53,7 @@ def server_stages(r):
     lines = [
         f"- the read (one statement, events log): p50 / p99 {q('careplane_realtime_read_seconds', events_label)}",
         f"- NOTIFY received → rows in hand: {q('careplane_realtime_notify_to_read_seconds')}",
-        f"- fan-out of one event onto every joined socket's queue: {q('careplane_realtime_fan_out_seconds')}",
+        f"- fan-out of one event to every joined socket (written at once, or queued for its task): {q('careplane_realtime_fan_out_seconds')}",
     ]
     ctos = {k: v for k, v in st.items() if k.startswith("careplane_realtime_commit_to_send_seconds_bucket")}
     total = st.get("careplane_realtime_commit_to_send_seconds_count")

@@ -27,7 +27,7 @@ RATE="${RATE:-1000}"
 SECONDS_MEASURED="${MEASURE_SECONDS:-20}"
 WARMUP="${WARMUP:-5}"
 SHARED_EVERY="${SHARED_EVERY:-1000}"
-LOADGEN_CPUS="${LOADGEN_CPUS:-}"
+LOADGEN_CPUS="${LOADGEN_CPUS-1}"  # the reported layout: the generator on CPU 1, the servers free; LOADGEN_CPUS= to unpin
 SERVER_CPUS="${SERVER_CPUS:-}"
 export LOADGEN_THREADS="${LOADGEN_THREADS:-1}" DRAIN_SECONDS="${DRAIN_SECONDS:-15}" DRAIN_QUIET_SECONDS="${DRAIN_QUIET_SECONDS:-3}"
 # taskset execs the command, so the pid the bench watches is the server's own.
