@@ -134,6 +134,22 @@ struct Shared {
 }
 
 impl Shared {
+    /// Counters for `seqs` events and `clients` clients.
+    fn new(seqs: usize, clients: usize) -> Arc<Shared> {
+        Arc::new(Shared {
+            received: (0..seqs).map(|_| AtomicU32::new(0)).collect(),
+            joined: (0..clients).map(|_| AtomicBool::new(false)).collect(),
+            joined_count: AtomicU64::new(0),
+            closed: Mutex::new(BTreeMap::new()),
+            failures: AtomicU64::new(0),
+            connecting: AtomicUsize::new(0),
+            frames: AtomicU64::new(0),
+            bytes: AtomicU64::new(0),
+            loop_tids: Mutex::new(Vec::new()),
+            stop: AtomicBool::new(false),
+        })
+    }
+
     fn mark_joined(&self, i: usize) {
         if !self.joined[i].swap(true, Ordering::Relaxed) {
             self.joined_count.fetch_add(1, Ordering::Relaxed);
@@ -805,18 +821,7 @@ async fn run(producer_rt: tokio::runtime::Handle) -> anyhow::Result<Value> {
 
     // Room for every seq the producer can schedule (it stops at warmup + seconds).
     let capacity = (rate * (warmup + seconds) + rate + 16) as usize;
-    let shared = Arc::new(Shared {
-        received: (0..capacity).map(|_| AtomicU32::new(0)).collect(),
-        joined: (0..clients).map(|_| AtomicBool::new(false)).collect(),
-        joined_count: AtomicU64::new(0),
-        closed: Mutex::new(BTreeMap::new()),
-        failures: AtomicU64::new(0),
-        connecting: AtomicUsize::new(0),
-        frames: AtomicU64::new(0),
-        bytes: AtomicU64::new(0),
-        loop_tids: Mutex::new(Vec::new()),
-        stop: AtomicBool::new(false),
-    });
+    let shared = Shared::new(capacity, clients);
     let (stop_tx, stop_rx) = watch::channel(false);
     let (rss_idle, _) = proc_sample(pid);
 
@@ -1128,18 +1133,7 @@ mod tests {
     };
 
     fn shared(clients: usize) -> Arc<Shared> {
-        Arc::new(Shared {
-            received: (0..64).map(|_| AtomicU32::new(0)).collect(),
-            joined: (0..clients).map(|_| AtomicBool::new(false)).collect(),
-            joined_count: AtomicU64::new(0),
-            closed: Mutex::new(BTreeMap::new()),
-            failures: AtomicU64::new(0),
-            connecting: AtomicUsize::new(0),
-            frames: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            loop_tids: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
-        })
+        Shared::new(64, clients)
     }
 
     fn event(seq: u64, padding: usize) -> String {

@@ -288,3 +288,35 @@ async fn sigterm_closes_every_socket_with_1001() -> anyhow::Result<()> {
     assert!(exit.success(), "the companion exits cleanly: {exit}");
     Ok(())
 }
+
+/// The `apikey` is verified once, when the socket opens, and only its user is kept: a join
+/// without its own `access_token` is joined as that user (and refused beyond what that user may
+/// read); an apikey that is not a user's token refuses such joins with its reason, while a join
+/// carrying its own token still succeeds.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_join_without_a_token_is_joined_as_the_verified_apikey_user() -> anyhow::Result<()> {
+    let db = TestDb::migrated().await?;
+    let mut conn = db.connect().await?;
+    let (a, b) = (create_user(&mut conn, "patient").await?, create_user(&mut conn, "patient").await?);
+    let node = companion(&db, &[]).await;
+
+    let mut with_key = Client::connect(&node.base, &token(a, "patient")).await;
+    assert_eq!(with_key.join(&format!("user:{a}"), json!({})).await["status"], "ok");
+    let refused = with_key.join(&format!("user:{b}"), json!({})).await;
+    assert_eq!(refused["status"], "error", "{refused}");
+
+    let mut bad_key = Client::connect(&node.base, "not-a-token").await;
+    let refused = bad_key.join(&format!("user:{a}"), json!({})).await;
+    assert_eq!(refused["status"], "error", "{refused}");
+    assert!(refused["response"]["reason"].as_str().unwrap_or_default().starts_with("Unauthorized"), "{refused}");
+    let topic = format!("realtime:user:{a}");
+    let r = bad_key.send(&topic, "phx_join", json!({"config": {}, "access_token": token(a, "patient")})).await;
+    let reply = loop {
+        let m = bad_key.next(Duration::from_secs(5)).await.expect("a join reply");
+        if m["event"] == "phx_reply" && m["ref"] == r {
+            break m["payload"].clone();
+        }
+    };
+    assert_eq!(reply["status"], "ok", "a join with its own token: {reply}");
+    Ok(())
+}
