@@ -1331,18 +1331,7 @@ mod burst {
         let bursts: u32 = std::env::var("GEN_BURSTS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let sh = Arc::new(Shared {
-            received: (0..bursts as usize).map(|_| AtomicU32::new(0)).collect(),
-            joined: (0..n).map(|_| AtomicBool::new(false)).collect(),
-            joined_count: AtomicU64::new(0),
-            closed: Mutex::new(BTreeMap::new()),
-            failures: AtomicU64::new(0),
-            connecting: AtomicUsize::new(0),
-            frames: AtomicU64::new(0),
-            bytes: AtomicU64::new(0),
-            loop_tids: Mutex::new(Vec::new()),
-            stop: AtomicBool::new(false),
-        });
+        let sh = Shared::new(bursts as usize, n);
         let server = {
             let sh = sh.clone();
             std::thread::spawn(move || {

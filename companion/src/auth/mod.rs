@@ -264,9 +264,9 @@ impl Verifier {
 
     /// Verifies `token` now, with every check [`verify`](Self::verify) makes, without looking
     /// it up in or adding it to the verified-token cache (for callers that keep what they
-    /// verified themselves, such as a realtime socket).
-    pub async fn verify_fresh(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_uncached(token).await.map(|v| v.principal)
+    /// verified themselves, such as a realtime socket); with its `exp`.
+    pub async fn verify_fresh(&self, token: &str) -> Result<(Principal, i64), AuthError> {
+        self.verify_uncached(token).await.map(|v| (v.principal, v.exp))
     }
 
     async fn verify_uncached(&self, token: &str) -> Result<Verified, AuthError> {

@@ -309,9 +309,8 @@ impl Hub {
     pub fn fan_out(&self, out: Arc<Outgoing>, skip: Option<ConnId>) -> usize {
         let topics = self.topics.read().expect("hub lock");
         let Some(members) = topics.get(out.topic.as_str()) else { return 0 };
-        let send_all = |chunk: &[&Member]| {
-            chunk.iter().filter(|m| Some(m.socket.id) != skip && offer(&m.socket, out.clone(), m.vsn)).count()
-        };
+        let send = |m: &Member| Some(m.socket.id) != skip && offer(&m.socket, out.clone(), m.vsn);
+        let send_all = |chunk: &[&Member]| chunk.iter().filter(|m| send(m)).count();
         let threads = fan_out_threads();
         match members {
             Members::Many(map) if threads > 1 && map.len() >= PARALLEL_FAN_OUT_MIN => {
@@ -326,7 +325,7 @@ impl Hub {
                     sent
                 })
             }
-            _ => members.iter().filter(|m| Some(m.socket.id) != skip && offer(&m.socket, out.clone(), m.vsn)).count(),
+            _ => members.iter().filter(|m| send(m)).count(),
         }
     }
 

@@ -125,11 +125,8 @@ impl ApiKey {
 /// claims are kept (the token's other fields are in them); `Err` is the join's refusal.
 async fn verify(state: &AppState, token: &str) -> Result<(Subscriber, i64), String> {
     match state.verifier.verify_fresh(token).await {
-        Ok(Principal::User(u)) => {
-            let exp = u.claims.get("exp").and_then(|v| v.as_i64()).unwrap_or(0);
-            Ok((Subscriber { id: u.id, claims: u.claims }, exp))
-        }
-        Ok(Principal::Service(_)) => Err("Unauthorized: channels are joined as a signed-in user".into()),
+        Ok((Principal::User(u), exp)) => Ok((Subscriber { id: u.id, claims: u.claims }, exp)),
+        Ok((Principal::Service(_), _)) => Err("Unauthorized: channels are joined as a signed-in user".into()),
         Err(e) => Err(format!("Unauthorized: {e}")),
     }
 }
