@@ -228,7 +228,7 @@ fn schedule_setting_default(setting: &str) -> Option<i32> {
 /// Minutes either side of a slot (or a window) in which the RPCs read busy time.
 #[pg_extern(immutable, parallel_safe)]
 fn busy_window_minutes() -> i32 {
-    i32::try_from(scheduling::BUSY_WINDOW_MINUTES).expect("the busy window is a day")
+    i32::try_from(scheduling::BUSY_WINDOW_MINUTES).expect("the busy window fits an i32")
 }
 
 /// Every scheduling limit by name: `{settings: {name: {min, max, default}}, busy_window_minutes,

@@ -155,9 +155,15 @@ fn setting_names() -> String {
 }
 
 /// How far either side of a requested slot (or an `available_slots` window) the RPCs read busy
-/// time: one day. It must be at least the largest buffer, or an appointment that a buffer
-/// makes conflicting could be left out (a test says it is).
-pub const BUSY_WINDOW_MINUTES: i64 = 24 * 60;
+/// time: the largest buffer plus the longest slot (12 hours). Only busy time within a buffer of
+/// the slot (or of the window, whose slots lie inside it) can stand in the way, so anything
+/// further out is never read — it was a whole day, twice what a booking in a full calendar
+/// needs to read. A test holds it to at least the largest buffer plus the longest slot.
+pub const BUSY_WINDOW_MINUTES: i64 = max_setting(BUFFER_BEFORE_MINUTES, BUFFER_AFTER_MINUTES) + SLOT_MINUTES.max;
+
+const fn max_setting(a: Setting, b: Setting) -> i64 {
+    if a.max > b.max { a.max } else { b.max }
+}
 
 /// The longest window `available_slots` computes at once.
 pub const MAX_WINDOW_DAYS: i64 = 62;

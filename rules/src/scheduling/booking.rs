@@ -26,7 +26,9 @@ pub struct BookingRequest {
     pub signed_in: bool,
     /// The patient is not the caller.
     pub on_behalf: bool,
-    /// The caller holds `appointments.book_for_patients`.
+    /// The caller holds `appointments.book_for_patients`. This, `owns_calendar` and
+    /// `relationship` decide only a booking on someone's behalf: the booking RPC reads them only
+    /// then, and passes `false` for a patient booking for themselves.
     pub may_book_for_patients: bool,
     /// The caller is this calendar's practitioner, active and currently holding the role.
     pub owns_calendar: bool,

@@ -363,7 +363,7 @@ select throws_ok($$update public.practitioners set slot_alignment_minutes = 4 wh
 select is((select column_default from information_schema.columns
             where table_schema = 'public' and table_name = 'practitioners' and column_name = 'min_notice_minutes'),
   'careplane.schedule_setting_default(''min_notice_minutes''::text)', 'defaults are the extension''s too');
-select is(careplane.busy_window_minutes(), 1440, 'the busy window is a day');
+select is(careplane.busy_window_minutes(), 720, 'the busy window is the largest buffer plus the longest slot');
 
 select * from finish();
 rollback;

@@ -156,4 +156,14 @@ proptest! {
             prop_assert!(r.on_behalf && r.owns_calendar && !r.may_book_for_patients && !r.relationship);
         }
     }
+
+    /// A patient's booking for themselves does not depend on the facts about booking on
+    /// someone's behalf, which is why the RPC reads them only then (and passes false).
+    #[test]
+    fn a_booking_for_oneself_ignores_the_on_behalf_facts(r in any_request(), may: bool, owns: bool, related: bool) {
+        let own = BookingRequest { on_behalf: false, patient_id: ME.into(), ..r };
+        let unread = BookingRequest { may_book_for_patients: false, owns_calendar: false, relationship: false, ..own.clone() };
+        let probe = BookingRequest { may_book_for_patients: may, owns_calendar: owns, relationship: related, ..own };
+        prop_assert_eq!(plan(&probe), plan(&unread));
+    }
 }
