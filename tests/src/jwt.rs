@@ -125,6 +125,13 @@ pub fn sign_hs256(secret: &[u8], claims: &Value) -> String {
     jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(secret)).unwrap()
 }
 
+/// An HS256 token whose claim set is exactly `payload` (any JSON text, e.g. a claim named twice).
+pub fn sign_hs256_text(secret: &[u8], payload: &str) -> String {
+    let header = Header { typ: Some("JWT".into()), ..Header::new(Algorithm::HS256) };
+    let raw = serde_json::value::RawValue::from_string(payload.to_owned()).unwrap();
+    jsonwebtoken::encode(&header, &raw, &EncodingKey::from_secret(secret)).unwrap()
+}
+
 /// An unsigned token: header `{"alg":"none"}` and an empty signature.
 pub fn unsigned(claims: &Value) -> String {
     let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());

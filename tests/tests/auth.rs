@@ -97,6 +97,17 @@ async fn hs256_tokens_are_accepted_and_every_rejection_names_its_reason() {
     rejected(&app, &jwt::sign_hs256(secret, &jwt::with(&claims, &[("exp", Value::Null)])), "invalid_claims").await;
     // An anon key is not a signed-in user.
     rejected(&app, &jwt::sign_hs256(secret, &jwt::with(&claims, &[("role", json!("anon"))])), "invalid_claims").await;
+    // A claim named twice is refused, whichever value comes last (the registered claims by
+    // jsonwebtoken's own reading, as malformed; the others by ours); a claim set is an object.
+    let text = claims.to_string();
+    let twice = format!(r#"{{"role": "service_role", {}"#, &text[1..]);
+    rejected(&app, &jwt::sign_hs256_text(secret, &twice), "invalid_claims").await;
+    let twice = format!(r#"{}, "user_role": "admin"}}"#, &text[..text.len() - 1]);
+    rejected(&app, &jwt::sign_hs256_text(secret, &twice), "invalid_claims").await;
+    let twice = format!(r#"{}, "sub": "{}"}}"#, &text[..text.len() - 1], Uuid::new_v4());
+    rejected(&app, &jwt::sign_hs256_text(secret, &twice), "malformed_token").await;
+    let (status, _) = call(&app, "/v1/auth/ping", Some(&jwt::sign_hs256_text(secret, &format!("[{text}]")))).await;
+    assert_eq!(status, 401, "a claim set that is not an object");
 
     let (status, body) = call(&app, "/v1/auth/ping", None).await;
     assert_eq!((status, body["error"]["code"].as_str()), (401, Some("missing_token")));

@@ -30,6 +30,7 @@ use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use secrecy::ExposeSecret;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -340,7 +341,10 @@ impl Verifier {
         // Audience and issuer are checked below, where service_role keys differ from user tokens.
         validation.validate_aud = false;
         validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
-        let data = jsonwebtoken::decode::<Map<String, Value>>(token, key, &validation).map_err(|e| {
+        // The claims are kept as the token's own JSON text (what `request.jwt.claims` is given)
+        // and only the claims read below are parsed from it: no map of every claim to build,
+        // drop and serialize again.
+        let data = jsonwebtoken::decode::<Box<RawValue>>(token, key, &validation).map_err(|e| {
             let reason = match e.kind() {
                 ErrorKind::InvalidSignature => Reason::BadSignature,
                 ErrorKind::ExpiredSignature => Reason::Expired,
@@ -352,31 +356,33 @@ impl Verifier {
             };
             AuthError::new(reason, message_for(reason))
         })?;
-        let exp = data.claims.get("exp").and_then(Value::as_i64);
-        let nbf = data.claims.get("nbf").and_then(Value::as_i64);
-        let principal = self.principal(data.claims)?;
+        let raw = data.claims;
+        let claims = ClaimFields::read(&raw)?;
+        let exp = claims.exp.as_i64();
+        let nbf = claims.nbf.as_i64();
+        let principal = self.principal(&claims, Claims(raw.get().into()))?;
         let exp = exp.ok_or_else(|| AuthError::new(Reason::InvalidClaims, "exp is not a whole number of seconds"))?;
         Ok(Verified { principal, exp, nbf, signing_key })
     }
 
-    fn principal(&self, claims: Map<String, Value>) -> Result<Principal, AuthError> {
+    fn principal(&self, claims: &ClaimFields, text: Claims) -> Result<Principal, AuthError> {
         let role = claims
-            .get("role")
-            .and_then(Value::as_str)
+            .role
+            .as_str()
             .ok_or_else(|| AuthError::new(Reason::InvalidClaims, "the token has no role"))?
             .to_owned();
-        let iss = claims.get("iss").and_then(Value::as_str);
+        let iss = claims.iss.as_str();
         if role == "service_role" {
             // The project's service_role key: iss "supabase", no aud, no sub.
             let issuer_ok = iss == Some("supabase") || (iss.is_some() && iss.map(str::to_owned) == self.issuer);
             if !issuer_ok {
                 return Err(AuthError::new(Reason::WrongIssuer, message_for(Reason::WrongIssuer)));
             }
-            return Ok(Principal::Service(ServiceCaller { claims: Claims::new(&claims) }));
+            return Ok(Principal::Service(ServiceCaller { claims: text }));
         }
-        let audience_ok = match claims.get("aud") {
-            Some(Value::String(aud)) => aud == "authenticated",
-            Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some("authenticated")),
+        let audience_ok = match &claims.aud {
+            Value::String(aud) => aud == "authenticated",
+            Value::Array(auds) => auds.iter().any(|a| a.as_str() == Some("authenticated")),
             _ => false,
         };
         if !audience_ok {
@@ -391,26 +397,53 @@ impl Verifier {
             return Err(AuthError::new(Reason::InvalidClaims, "the token's role is not authenticated"));
         }
         let id = claims
-            .get("sub")
-            .and_then(Value::as_str)
+            .sub
+            .as_str()
             .and_then(|s| Uuid::parse_str(s).ok())
             .ok_or_else(|| AuthError::new(Reason::InvalidClaims, "the token's sub is not a user id"))?;
-        let user_role = match claims.get("user_role") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(r)) => Some(r.clone()),
-            Some(_) => return Err(AuthError::new(Reason::InvalidClaims, "user_role is not a string")),
+        let user_role = match &claims.user_role {
+            Value::Null => None,
+            Value::String(r) => Some(r.clone()),
+            _ => return Err(AuthError::new(Reason::InvalidClaims, "user_role is not a string")),
         };
-        let user_roles = match claims.get("user_roles") {
-            None | Some(Value::Null) => Vec::new(),
-            Some(Value::Array(items)) => items
+        let user_roles = match &claims.user_roles {
+            Value::Null => Vec::new(),
+            Value::Array(items) => items
                 .iter()
                 .map(|v| v.as_str().map(str::to_owned))
                 .collect::<Option<Vec<_>>>()
                 .ok_or_else(|| AuthError::new(Reason::InvalidClaims, "user_roles is not a list of strings"))?,
-            Some(_) => return Err(AuthError::new(Reason::InvalidClaims, "user_roles is not a list of strings")),
+            _ => return Err(AuthError::new(Reason::InvalidClaims, "user_roles is not a list of strings")),
         };
-        let email = claims.get("email").and_then(Value::as_str).filter(|e| !e.is_empty()).map(str::to_owned);
-        Ok(Principal::User(AuthUser { id, role, user_role, user_roles, email, claims: Claims::new(&claims) }))
+        let email = claims.email.as_str().filter(|e| !e.is_empty()).map(str::to_owned);
+        Ok(Principal::User(AuthUser { id, role, user_role, user_roles, email, claims: text }))
+    }
+}
+
+/// The claims the verifier reads, from a verified token's claim set (a JSON object); every other
+/// claim is skipped unparsed. An absent claim reads as `null`, which every check treats as
+/// absent. A claim named twice is refused (a map would silently keep the last).
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct ClaimFields {
+    role: Value,
+    iss: Value,
+    aud: Value,
+    sub: Value,
+    user_role: Value,
+    user_roles: Value,
+    email: Value,
+    exp: Value,
+    nbf: Value,
+}
+
+impl ClaimFields {
+    fn read(raw: &RawValue) -> Result<Self, AuthError> {
+        let invalid = || AuthError::new(Reason::InvalidClaims, message_for(Reason::InvalidClaims));
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(invalid());
+        }
+        serde_json::from_str(raw.get()).map_err(|_| invalid())
     }
 }
 
