@@ -29,6 +29,11 @@ TARGET_P99_MS=50
 TARGET_RATE=116   # 10,000,000 requests a day
 # The target rate in transactions/s: 8 in 100 transactions of the mix are two requests.
 RATE_TX="${RATE_TX:-107.4}"
+# The target-rate run is repeated (each after a CHECKPOINT): a p99 over one minute is decided by
+# its worst second, and this machine's disk stalls now and then (fsync taking tens of ms to
+# seconds), whichever request is committing. The verdict takes the median over rounds of each
+# request's p99; the table shows every round's p99 (lowest–highest) beside it.
+RATE_ROUNDS="${RATE_ROUNDS:-3}"
 
 install_release_extension
 WORK="$(mktemp -d)"
@@ -174,8 +179,32 @@ run_mix() {
 
 # Both runs on one seed: at the target rate (the latencies the targets are judged on), then
 # unthrottled (the highest rate, and the latencies when every client is always busy).
+# combine_rounds LABEL: $WORK/LABEL.tsv from the rounds LABEL-r1…: per request, n, p50 and p95 of all the
+# rounds' latencies together and the median of the rounds' p99s (the higher middle one for an even number of rounds); LABEL.range: lowest and highest
+# p99 of a round; LABEL.load: the last round's.
+combine_rounds() {
+  local label="$1" i t
+  cat "$WORK/$label"-r*.lat > "$WORK/$label.lat"
+  while read -r i t; do
+    awk -v s="$i" '$1 == s {print $2 / 1000}' "$WORK/$label.lat" | sort -g | awk -v t="$t" '
+      {a[NR] = $1} END {
+        if (NR == 0) { printf "%s\t0\t-\t-\n", t; exit }
+        printf "%s\t%d\t%.1f\t%.1f\n", t, NR, a[int((NR - 1) * 0.50) + 1], a[int((NR - 1) * 0.95) + 1] }'
+  done < "$WORK/$label-r1.scripts" | sort > "$WORK/$label.pooled"
+  cat "$WORK/$label"-r*.tsv | sort -k1,1 -k5,5g | awk -F'\t' '
+    { p[$1] = p[$1] " " $5; n[$1]++ }
+    END { for (t in p) { split(substr(p[t], 2), v, " "); printf "%s\t%s\t%s\t%s\n", t, v[int(n[t] / 2) + 1], v[1], v[n[t]] } }' |
+    sort > "$WORK/$label.p99s"
+  join -t$'\t' "$WORK/$label.pooled" "$WORK/$label.p99s" | awk -F'\t' -v OFS='\t' '{print $1, $2, $3, $4, $5}' > "$WORK/$label.tsv"
+  join -t$'\t' "$WORK/$label.pooled" "$WORK/$label.p99s" | awk -F'\t' -v OFS='\t' '{print $1, $6, $7}' > "$WORK/$label.range"
+  cp "$WORK/$label-r$RATE_ROUNDS.load" "$WORK/$label.load"
+  column -t -s$'\t' -N type,n,p50_ms,p95_ms,p99_ms_median_of_rounds "$WORK/$label.tsv" | sed 's/^/    /'
+}
+
 measure() {
-  run_mix "$1" "$2" "$RATE_TX"
+  local r
+  for r in $(seq 1 "$RATE_ROUNDS"); do run_mix "$1" "$2-r$r" "$RATE_TX"; done
+  combine_rounds "$2"
   run_mix "$1" "$2-max"
   run_mix "$1" "$2-one" "" 1 "$ONE_TRANSACTIONS"
 }
@@ -257,14 +286,16 @@ done
     echo
     echo "## $label seed"
     echo
-    echo "At the target rate, ${RATE_TX} transactions/s ($TARGET_RATE requests/s), $CLIENTS clients × $RATE_TRANSACTIONS transactions (latency from when"
-    echo "each transaction was due; load average after the run: $(cat "$WORK/$label.load")); beside it the p99 of the unthrottled run, and"
+    echo "At the target rate, ${RATE_TX} transactions/s ($TARGET_RATE requests/s), $CLIENTS clients × $RATE_TRANSACTIONS transactions, $RATE_ROUNDS rounds (latency from when"
+    echo "each transaction was due; n, p50 and p95 over all rounds; p99 the median of the rounds' p99s, with the lowest and highest"
+    echo "round; load average after the last round: $(cat "$WORK/$label.load")); beside it the p99 of the unthrottled run, and"
     echo "each request's own time: one client alone, $ONE_TRANSACTIONS transactions of the mix, no queueing (load average after: $(cat "$WORK/$label-one.load"))."
     echo
-    echo "| request | n | p50 ms | p95 ms | p99 ms | p99 ≤ ${TARGET_P99_MS} ms | p99 ms, unthrottled | p50 / p99 ms, one client alone |"
-    echo "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
-    join -t$'\t' <(sort "$WORK/$label.tsv") <(sort "$WORK/$label-max.tsv") | join -t$'\t' - <(sort "$WORK/$label-one.tsv") |
-      awk -F'\t' -v target="$TARGET_P99_MS" '{printf "| %s | %d | %s | %s | %s | %s | %s | %s / %s |\n", $1, $2, $3, $4, $5, ($5 + 0 <= target) ? "met" : "**NOT met**", $9, $11, $13}'
+    echo "| request | n | p50 ms | p95 ms | p99 ms | p99 ms, rounds | p99 ≤ ${TARGET_P99_MS} ms | p99 ms, unthrottled | p50 / p99 ms, one client alone |"
+    echo "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"
+    join -t$'\t' <(sort "$WORK/$label.tsv") <(sort "$WORK/$label.range") | join -t$'\t' - <(sort "$WORK/$label-max.tsv") |
+      join -t$'\t' - <(sort "$WORK/$label-one.tsv") |
+      awk -F'\t' -v target="$TARGET_P99_MS" '{printf "| %s | %d | %s | %s | %s | %s–%s | %s | %s | %s / %s |\n", $1, $2, $3, $4, $5, $6, $7, ($5 + 0 <= target) ? "met" : "**NOT met**", $11, $13, $15}'
     echo
     echo "Unthrottled ($CLIENTS clients × $TRANSACTIONS transactions, every client always busy; load average after: $(cat "$WORK/$label-max.load")):"
     echo "$(cat "$WORK/$label-max.tps") transactions/s, **$(cat "$WORK/$label-max.rps") requests/s** against ${TARGET_RATE}/s (10,000,000 a day):"
