@@ -168,6 +168,8 @@ pub struct Verifier {
     jwks: Option<Jwks>,
     issuer: Option<String>,
     leeway: u64,
+    /// What `jsonwebtoken` checks, per algorithm, made once.
+    validations: [(Algorithm, Validation); 3],
     cache: Option<VerifiedCache>,
 }
 
@@ -221,6 +223,8 @@ impl Verifier {
                 .map(|url| Jwks::new(url, config.jwks_cache_ttl, config.jwks_min_refetch_interval)),
             issuer: config.expected_issuer(),
             leeway: config.leeway_seconds,
+            validations: [Algorithm::HS256, Algorithm::ES256, Algorithm::RS256]
+                .map(|algorithm| (algorithm, validation(algorithm, config.leeway_seconds))),
             cache: (config.verified_cache_size > 0).then(|| VerifiedCache {
                 capacity: config.verified_cache_size,
                 entries: Mutex::new(HashMap::new()),
@@ -273,7 +277,7 @@ impl Verifier {
     async fn verify_uncached(&self, token: &str) -> Result<Verified, AuthError> {
         let generation = self.jwks.as_ref().map(Jwks::generation).unwrap_or(0);
         let header = read_header(token)?;
-        let alg = header.get("alg").and_then(Value::as_str).unwrap_or_default();
+        let alg = header.alg.as_str().unwrap_or_default();
         if alg.eq_ignore_ascii_case("none") {
             return Err(AuthError::new(Reason::AlgNone, "unsigned tokens (alg none) are refused"));
         }
@@ -300,7 +304,7 @@ impl Verifier {
                         format!("{alg} tokens are not accepted: no JWKS configured"),
                     ));
                 };
-                let Some(kid) = header.get("kid").and_then(Value::as_str) else {
+                let Some(kid) = header.kid.as_str() else {
                     return Err(AuthError::new(Reason::UnknownKid, "the token has no kid"));
                 };
                 match jwks.key(kid).await {
@@ -334,17 +338,11 @@ impl Verifier {
             }
         };
 
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = self.leeway;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
-        // Audience and issuer are checked below, where service_role keys differ from user tokens.
-        validation.validate_aud = false;
-        validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
+        let validation = &self.validations.iter().find(|(a, _)| *a == algorithm).expect("a validation per algorithm").1;
         // The claims are kept as the token's own JSON text (what `request.jwt.claims` is given)
         // and only the claims read below are parsed from it: no map of every claim to build,
         // drop and serialize again.
-        let data = jsonwebtoken::decode::<Box<RawValue>>(token, key, &validation).map_err(|e| {
+        let data = jsonwebtoken::decode::<Box<RawValue>>(token, key, validation).map_err(|e| {
             let reason = match e.kind() {
                 ErrorKind::InvalidSignature => Reason::BadSignature,
                 ErrorKind::ExpiredSignature => Reason::Expired,
@@ -464,15 +462,39 @@ fn message_for(reason: Reason) -> &'static str {
     }
 }
 
+/// What `jsonwebtoken` checks of a token signed with `algorithm`: the signature, `exp` (required)
+/// and `nbf` within `leeway` seconds. Audience and issuer are checked by the verifier, where
+/// service_role keys differ from user tokens.
+fn validation(algorithm: Algorithm, leeway: u64) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = leeway;
+    validation.validate_exp = true;
+    validation.validate_nbf = true;
+    validation.validate_aud = false;
+    validation.required_spec_claims = ["exp".to_owned()].into_iter().collect();
+    validation
+}
+
 /// The JOSE header of a compact JWS, without trusting anything in it yet.
-fn read_header(token: &str) -> Result<Map<String, Value>, AuthError> {
+/// Only `alg` and `kid` are read (absent reads as `null`); the rest is skipped unparsed.
+fn read_header(token: &str) -> Result<JoseHeader, AuthError> {
     let malformed = || AuthError::new(Reason::Malformed, message_for(Reason::Malformed));
     let mut parts = token.split('.');
     let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err(malformed());
     };
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).map_err(|_| malformed())?;
+    if !bytes.trim_ascii_start().starts_with(b"{") {
+        return Err(malformed());
+    }
     serde_json::from_slice(&bytes).map_err(|_| malformed())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct JoseHeader {
+    alg: Value,
+    kid: Value,
 }
 
 /// The bearer token of a request, if any. `Ok(None)`: no Authorization header at all.
