@@ -185,11 +185,10 @@ run_mix() {
   echo "    $(cat "$WORK/$label.tps") transactions/s, $(cat "$WORK/$label.rps") requests/s"
 }
 
-# Both runs on one seed: at the target rate (the latencies the targets are judged on), then
-# unthrottled (the highest rate, and the latencies when every client is always busy).
-# combine_rounds LABEL: $WORK/LABEL.tsv from the rounds LABEL-r1…: per request, n, p50 and p95 of all the
-# rounds' latencies together and the median of the rounds' p99s (the higher middle one for an even number of rounds); LABEL.range: lowest and highest
-# p99 of a round; LABEL.load: the last round's.
+# combine_rounds LABEL: $WORK/LABEL.tsv from the rounds LABEL-r1…: per request, n, p50 and p95
+# of all the rounds' latencies together, and the median of the rounds' p99s (the higher middle
+# one for an even number of rounds); LABEL.range: the lowest and highest p99 of a round;
+# LABEL.load: the last round's.
 combine_rounds() {
   local label="$1" i t
   cat "$WORK/$label"-r*.lat > "$WORK/$label.lat"
@@ -209,6 +208,9 @@ combine_rounds() {
   column -t -s$'\t' -N type,n,p50_ms,p95_ms,p99_ms_median_of_rounds "$WORK/$label.tsv" | sed 's/^/    /'
 }
 
+# The runs on one seed: at the target rate, in rounds after a warm-up (the latencies the targets
+# are judged on), unthrottled (the highest rate, and the latencies when every client is always
+# busy), and one client alone (each request's own time).
 measure() {
   local r
   RATE_TRANSACTIONS="$WARMUP_TRANSACTIONS" run_mix "$1" "$2-warmup" "$RATE_TX" > /dev/null
