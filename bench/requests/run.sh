@@ -148,6 +148,18 @@ SQL
 # its latency counts from when it was due, so waiting for a busy client counts too); per type
 # n, p50, p95, p99 into $WORK/LABEL.tsv, the rate into $WORK/LABEL.tps (transactions) and
 # $WORK/LABEL.rps (requests: book_cancel and raise_emergency are two each).
+# percentiles LAT SCRIPTS: per request type (SCRIPTS: "script-number type" lines), from LAT
+# ("script-number latency-µs" lines): type, n, p50, p95, p99 in ms, tab-separated.
+percentiles() {
+  local i t
+  while read -r i t; do
+    awk -v s="$i" '$1 == s {print $2 / 1000}' "$1" | sort -g | awk -v t="$t" '
+      {a[NR] = $1} END {
+        if (NR == 0) { printf "%s\t0\t-\t-\t-\n", t; exit }
+        printf "%s\t%d\t%.1f\t%.1f\t%.1f\n", t, NR, a[int((NR - 1) * 0.50) + 1], a[int((NR - 1) * 0.95) + 1], a[int((NR - 1) * 0.99) + 1] }'
+  done < "$2"
+}
+
 run_mix() {
   local db="$1" label="$2" rate="${3:-}" clients="${4:-$CLIENTS}" args=() i=0 t n="${5:-$TRANSACTIONS}"
   : > "$WORK/$label.scripts"
@@ -172,12 +184,7 @@ run_mix() {
   grep -E '^tps = ' "$WORK/$label.out" | head -1 | sed -E 's/tps = ([0-9.]+).*/\1/' > "$WORK/$label.tps"
   # log line: client transaction_no latency_us script_no epoch_s epoch_us [schedule_lag_us]
   cat "$WORK/log-$label".* | awk '{print $4, $3}' > "$WORK/$label.lat"
-  while read -r i t; do
-    awk -v s="$i" '$1 == s {print $2 / 1000}' "$WORK/$label.lat" | sort -g | awk -v t="$t" '
-      {a[NR] = $1} END {
-        if (NR == 0) { printf "%s\t0\t-\t-\t-\n", t; exit }
-        printf "%s\t%d\t%.1f\t%.1f\t%.1f\n", t, NR, a[int((NR - 1) * 0.50) + 1], a[int((NR - 1) * 0.95) + 1], a[int((NR - 1) * 0.99) + 1] }'
-  done < "$WORK/$label.scripts" > "$WORK/$label.tsv"
+  percentiles "$WORK/$label.lat" "$WORK/$label.scripts" > "$WORK/$label.tsv"
   awk -v tps="$(cat "$WORK/$label.tps")" '
     {n += $2; r += ($1 == "book_cancel" || $1 == "raise_emergency") ? 2 * $2 : $2} END {printf "%.1f\n", tps * r / n}' \
     "$WORK/$label.tsv" > "$WORK/$label.rps"
@@ -192,12 +199,7 @@ run_mix() {
 combine_rounds() {
   local label="$1" i t
   cat "$WORK/$label"-r*.lat > "$WORK/$label.lat"
-  while read -r i t; do
-    awk -v s="$i" '$1 == s {print $2 / 1000}' "$WORK/$label.lat" | sort -g | awk -v t="$t" '
-      {a[NR] = $1} END {
-        if (NR == 0) { printf "%s\t0\t-\t-\n", t; exit }
-        printf "%s\t%d\t%.1f\t%.1f\n", t, NR, a[int((NR - 1) * 0.50) + 1], a[int((NR - 1) * 0.95) + 1] }'
-  done < "$WORK/$label-r1.scripts" | sort > "$WORK/$label.pooled"
+  percentiles "$WORK/$label.lat" "$WORK/$label-r1.scripts" | cut -f1-4 | sort > "$WORK/$label.pooled"
   cat "$WORK/$label"-r*.tsv | sort -k1,1 -k5,5g | awk -F'\t' '
     { p[$1] = p[$1] " " $5; n[$1]++ }
     END { for (t in p) { split(substr(p[t], 2), v, " "); printf "%s\t%s\t%s\t%s\n", t, v[int(n[t] / 2) + 1], v[1], v[n[t]] } }' |

@@ -382,7 +382,7 @@ mod tests {
     use serde_json::json;
 
     fn member(socket: &Arc<SocketHandle>, vsn: Vsn) -> Member {
-        let user = Subscriber { id: uuid::Uuid::nil(), claims: Claims::new(&serde_json::Map::new()) };
+        let user = Subscriber { id: uuid::Uuid::nil(), claims: Claims::new("{}") };
         Member { socket: socket.clone(), vsn, echo_self: false, user: Arc::new(user), bindings: Arc::new(Vec::new()) }
     }
 
